@@ -1,0 +1,184 @@
+"""Container backends: the one interface the lifecycle code talks to, and the process backend.
+
+Rules kept here:
+- a backend knows nothing of the broker or the database; it is told what to run (`AgentSpec`)
+  and reports exits through the `on_exit` callback it was attached with;
+- `process`: one child per agent, started from its argv with the agent's state dir as working
+  directory and `HIVE_AGENT_NAME`/`HIVE_AGENT_SOCKET` set, stdout and stderr appended to the
+  agent's log file, in its own session; every child is reaped by a watcher task in the daemon's
+  nursery, so an exit is known at once; stop is SIGTERM, then SIGKILL after the grace period.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import attrs
+import trio
+
+from hive_wire.errors import Conflict, NotFound, Unavailable
+
+log = logging.getLogger("hive_core.backend")
+
+
+@attrs.frozen(kw_only=True)
+class AgentSpec:
+    name: str
+    command: list[str]
+    env: dict[str, str] = attrs.Factory(dict)
+    state_dir: Path
+    socket: Path
+    log_file: Path
+
+
+ExitCallback = Callable[[str, int], None]
+
+
+class Backend(Protocol):
+    kind: str
+    max_name: int
+
+    def attach(self, nursery: trio.Nursery, on_exit: ExitCallback) -> None: ...
+    async def create(self, spec: AgentSpec) -> None: ...
+    async def start(self, spec: AgentSpec) -> None: ...
+    async def stop(self, name: str, graceful: bool = True) -> None: ...
+    async def kill(self, name: str) -> None: ...
+    async def destroy(self, name: str) -> None: ...
+    async def apply_config(self, spec: AgentSpec) -> None: ...
+    async def running(self) -> set[str]: ...
+    async def logs(self, name: str, lines: int) -> list[str]: ...
+    async def close(self) -> None: ...
+
+
+class _Child:
+    def __init__(self, proc: trio.Process) -> None:
+        self.proc = proc
+        self.exited = trio.Event()
+        self.stopping = False
+
+
+class ProcessBackend:
+    kind = "process"
+    max_name = 63
+
+    def __init__(self, grace: float = 10.0) -> None:
+        self.grace = grace
+        self._children: dict[str, _Child] = {}
+        self._logs: dict[str, Path] = {}
+        self._nursery: trio.Nursery | None = None
+        self._on_exit: ExitCallback = lambda name, code: None
+
+    def attach(self, nursery: trio.Nursery, on_exit: ExitCallback) -> None:
+        self._nursery = nursery
+        self._on_exit = on_exit
+
+    async def create(self, spec: AgentSpec) -> None:
+        self._logs[spec.name] = spec.log_file
+
+    async def start(self, spec: AgentSpec) -> None:
+        if self._nursery is None:
+            raise Unavailable("the process backend is not attached to the daemon")
+        if spec.name in self._children:
+            raise Conflict(f'agent "{spec.name}" is already running')
+        self._logs[spec.name] = spec.log_file
+        env = {
+            **os.environ,
+            **spec.env,
+            "HIVE_AGENT_NAME": spec.name,
+            "HIVE_AGENT_SOCKET": str(spec.socket),
+        }
+        logfd = os.open(spec.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW,
+                        0o640)
+        try:
+            proc = await trio.lowlevel.open_process(
+                spec.command,
+                cwd=spec.state_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=logfd,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as e:
+            raise Unavailable(f'cannot start agent "{spec.name}": {e.strerror or e}') from e
+        finally:
+            os.close(logfd)
+        child = _Child(proc)
+        self._children[spec.name] = child
+        log.info("agent started name=%s pid=%d", spec.name, proc.pid)
+        self._nursery.start_soon(self._watch, spec.name, child)
+
+    async def _watch(self, name: str, child: _Child) -> None:
+        code = await child.proc.wait()
+        if self._children.get(name) is child:
+            del self._children[name]
+        child.exited.set()
+        log.info("agent exited name=%s pid=%d code=%s", name, child.proc.pid, code)
+        if not child.stopping:
+            self._on_exit(name, code)
+
+    async def stop(self, name: str, graceful: bool = True) -> None:
+        child = self._children.get(name)
+        if child is None:
+            return
+        child.stopping = True
+        if graceful:
+            self._signal(child, signal.SIGTERM)
+            with trio.move_on_after(self.grace):
+                await child.exited.wait()
+        if not child.exited.is_set():
+            self._signal(child, signal.SIGKILL)
+            await child.exited.wait()
+
+    async def kill(self, name: str) -> None:
+        if name not in self._children:
+            raise NotFound(f'agent "{name}" is not running')
+        await self.stop(name, graceful=False)
+
+    @staticmethod
+    def _signal(child: _Child, sig: signal.Signals) -> None:
+        try:  # the whole session: the agent and whatever it started
+            os.killpg(child.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            child.proc.send_signal(sig)
+
+    async def destroy(self, name: str) -> None:
+        await self.stop(name, graceful=True)
+        self._logs.pop(name, None)
+
+    async def apply_config(self, spec: AgentSpec) -> None:
+        await self.stop(spec.name)
+        await self.start(spec)
+
+    async def running(self) -> set[str]:
+        return set(self._children)
+
+    async def logs(self, name: str, lines: int) -> list[str]:
+        path = self._logs.get(name)
+        if path is None:
+            raise NotFound(f'no log for agent "{name}"')
+
+        def tail() -> list[str]:
+            try:
+                with open(path, "rb") as f:
+                    return [ln.decode("utf-8", "replace").rstrip("\n")
+                            for ln in deque(f, maxlen=lines)]
+            except FileNotFoundError:
+                return []
+
+        return await trio.to_thread.run_sync(tail)
+
+    async def close(self) -> None:
+        """Stop every child (the daemon is going away)."""
+        async with trio.open_nursery() as nursery:
+            for name in list(self._children):
+                nursery.start_soon(self.stop, name)

@@ -1,0 +1,255 @@
+"""The message broker: at-least-once delivery with leases (broker.md).
+
+Rules kept here:
+- a message leaves an inbox for good only when acked; popped rows are leased (`delivered_at`)
+  and come back, flagged `redelivered`, on `requeue_inflight`, lease expiry or a crash;
+- FIFO per recipient by id; requeued rows keep their id, so they come first;
+- every SQL statement lives in `store.messages`; the jobs here compose them in one transaction;
+- a long-polling `recv` parks on its recipient's parking lot and is woken by the send's commit;
+  a per-recipient counter closes the gap between "inbox was empty" and "started waiting";
+- after `max_deliveries` deliveries without an ack a row is dead: set aside, the manager told;
+- every change is published on the event channel (`sent`, `delivered`, `acked`, `requeued`,
+  `message_dead`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from hive_wire.errors import BadRequest, NotFound, TooLarge
+from hive_wire.names import check_agent_name
+
+from . import helper_events
+from .clock import now
+from .events import EventChannel
+from .store import agents as agents_sql
+from .store import messages as sql
+from .store.db import Store
+
+MANAGER = "manager"
+OPERATOR = "operator"
+BROADCAST = "*"
+RECV_MAX_CAP = 32
+WAIT_CAP = 180
+PREVIEW = 200
+
+
+def _bury(conn: sqlite3.Connection, dead: list[sql.DeadRow], at: float) -> list[int]:
+    """Tell the manager about each dead row, in the same transaction that killed it."""
+    notes = []
+    for row in dead:
+        body = helper_events.body(
+            "message_dead", id=row.id, to=row.recipient, **{"from": row.sender},
+            deliveries=row.deliveries,
+        )
+        notes += sql.insert(conn, [MANAGER], helper_events.SYSTEM, body, at)
+    return notes
+
+
+def _requeue_job(
+    conn: sqlite3.Connection, who: str | None, at: float, max_deliveries: int,
+    leased_before: float | None,
+) -> tuple[dict[str, list[int]], list[sql.DeadRow], list[int]]:
+    requeued, dead = sql.requeue(conn, who, at, max_deliveries, leased_before)
+    return requeued, dead, _bury(conn, dead, at)
+
+
+def _pop_job(
+    conn: sqlite3.Connection, who: str, limit: int, at: float, ack: bool
+) -> list[sql.Row]:
+    rows = sql.pop(conn, who, limit, at)
+    if ack and rows:
+        sql.ack(conn, who, [r.id for r in rows], at)
+    return rows
+
+
+def _ack_job(
+    conn: sqlite3.Connection, who: str, ids: list[int] | None, at: float
+) -> list[int]:
+    acked = sql.ack(conn, who, ids, at)
+    agents_sql.touch_turn(conn, who, at)
+    return acked
+
+
+class Broker:
+    def __init__(
+        self,
+        store: Store,
+        events: EventChannel,
+        is_agent: Callable[[str], bool],
+        agent_names: Callable[[], list[str]],
+        *,
+        body_limit: int = 256 * 1024,
+        lease_timeout: float = 1800.0,
+        max_deliveries: int = 5,
+    ) -> None:
+        self.store = store
+        self.events = events
+        self.is_agent = is_agent
+        self.agent_names = agent_names
+        self.body_limit = body_limit
+        self.lease_timeout = lease_timeout
+        self.max_deliveries = max_deliveries
+        self._versions: dict[str, int] = {}
+        self._lots: dict[str, trio.lowlevel.ParkingLot] = {}
+
+    # --- wake-ups -------------------------------------------------------------------------
+    def _wake(self, recipient: str) -> None:
+        self._versions[recipient] = self._versions.get(recipient, 0) + 1
+        lot = self._lots.get(recipient)
+        if lot is not None:
+            lot.unpark_all()
+
+    # --- checks ---------------------------------------------------------------------------
+    def _check_body(self, body: str, field: str = "body") -> None:
+        if not body:
+            raise BadRequest(f"{field}: must not be empty")
+        size = len(body.encode("utf-8"))
+        if size > self.body_limit:
+            raise TooLarge(f"{field}: {size} bytes is over the limit of {self.body_limit} bytes")
+
+    def recipients(self, sender: str, to: str) -> list[str]:
+        """The inboxes a message from `sender` to `to` lands in."""
+        if to == BROADCAST:
+            return [n for n in [*self.agent_names(), MANAGER] if n != sender]
+        if to in (MANAGER, OPERATOR):
+            return [to]
+        check_agent_name(to, "to")
+        if not self.is_agent(to):
+            raise NotFound(f'agent "{to}" is not managed by this hive')
+        return [to]
+
+    # --- operations -----------------------------------------------------------------------
+    async def send(
+        self, sender: str, to: str, body: str, in_reply_to: int | None = None
+    ) -> list[int]:
+        self._check_body(body)
+        recipients = self.recipients(sender, to)
+        return await self.deliver(sender, recipients, body, in_reply_to)
+
+    async def deliver(
+        self, sender: str, recipients: list[str], body: str, in_reply_to: int | None = None
+    ) -> list[int]:
+        """Store one message per recipient (already checked) and wake them."""
+        if not recipients:
+            return []
+        at = now()
+        ids: list[int] = await self.store.run(
+            sql.insert, recipients, sender, body, at, in_reply_to
+        )
+        preview = body[:PREVIEW]
+        for recipient, mid in zip(recipients, ids, strict=True):
+            self._wake(recipient)
+            self.events.publish(
+                "sent", id=mid, **{"from": sender}, to=recipient, preview=preview,
+                size=len(body),
+            )
+        return ids
+
+    async def notify(self, to: str, event: str, **fields: Any) -> int:
+        """A helper event from `system` (to an agent or the manager)."""
+        (mid,) = await self.deliver(helper_events.SYSTEM, [to], helper_events.body(event, **fields))
+        return mid
+
+    async def wake(self, who: str, label: str, body: str) -> int:
+        """Inject a message into `who`'s own inbox under any sender label."""
+        if not label or len(label) > 128 or not label.isprintable():
+            raise BadRequest("from: must be 1 to 128 printable characters")
+        self._check_body(body)
+        (mid,) = await self.deliver(label, [who], body)
+        return mid
+
+    async def recv(
+        self, who: str, max_: int = 1, wait_seconds: float = 0, *, ack: bool = False
+    ) -> list[sql.Row]:
+        if max_ < 0:
+            raise BadRequest("max: must not be negative")
+        if wait_seconds < 0:
+            raise BadRequest("wait_seconds: must not be negative")
+        limit = min(max_, RECV_MAX_CAP)
+        if limit == 0:
+            return []
+        deadline = trio.current_time() + min(wait_seconds, WAIT_CAP)
+        while True:
+            version = self._versions.get(who, 0)
+            rows: list[sql.Row] = await self.store.run(_pop_job, who, limit, now(), ack)
+            if rows:
+                break
+            if trio.current_time() >= deadline:
+                return []
+            if self._versions.get(who, 0) == version:
+                lot = self._lots.setdefault(who, trio.lowlevel.ParkingLot())
+                try:
+                    with trio.move_on_at(deadline):
+                        await lot.park()
+                finally:
+                    if not lot:
+                        self._lots.pop(who, None)
+        ids = [r.id for r in rows]
+        self.events.publish("delivered", to=who, ids=ids)
+        if ack:
+            self.events.publish("acked", to=who, ids=ids)
+        return rows
+
+    async def ack_turn(self, who: str, ids: list[int] | None) -> tuple[int, int | None]:
+        """Ack in-flight rows; (acked, ignored) where ignored is None for a bare ack."""
+        acked = await self.store.run(_ack_job, who, ids, now())
+        if acked:
+            self.events.publish("acked", to=who, ids=acked)
+        ignored = None if ids is None else len(set(ids)) - len(acked)
+        return len(acked), ignored
+
+    async def requeue_inflight(self, who: str) -> int:
+        return await self._requeue(who, None)
+
+    async def expire_leases(self) -> int:
+        """Requeue every lease older than the lease timeout (the maintenance sweep)."""
+        return await self._requeue(None, now() - self.lease_timeout)
+
+    async def _requeue(self, who: str | None, leased_before: float | None) -> int:
+        requeued, dead, notes = await self.store.run(
+            _requeue_job, who, now(), self.max_deliveries, leased_before
+        )
+        for recipient, ids in requeued.items():
+            self._wake(recipient)
+            self.events.publish("requeued", to=recipient, ids=ids)
+        for row in dead:
+            self.events.publish(
+                "message_dead", id=row.id, to=row.recipient, **{"from": row.sender},
+                deliveries=row.deliveries,
+            )
+        if notes:
+            self._wake(MANAGER)
+        return sum(len(ids) for ids in requeued.values())
+
+    async def unread(self, who: str) -> int:
+        return await self.store.run(sql.unread, who)
+
+    async def recent(self, who: str, limit: int) -> list[sql.Row]:
+        if limit < 0:
+            raise BadRequest("limit: must not be negative")
+        return await self.store.run(sql.recent, who, min(limit, 200))
+
+    async def dead_letters(self) -> list[sql.DeadRow]:
+        return await self.store.run(sql.dead_letters)
+
+    async def requeue_dead(self, msg_id: int) -> None:
+        recipient = await self.store.run(sql.revive_dead, msg_id)
+        if recipient is None:
+            raise NotFound(f"no dead letter with id {msg_id}")
+        self._wake(recipient)
+        self.events.publish("requeued", to=recipient, ids=[msg_id])
+
+    async def drop_dead(self, msg_id: int) -> None:
+        if not await self.store.run(sql.drop_dead, msg_id):
+            raise NotFound(f"no dead letter with id {msg_id}")
+
+    async def vacuum(self, retention_seconds: float) -> int:
+        return await self.store.run(sql.vacuum, now() - retention_seconds)
+
+    async def pending_total(self) -> int:
+        return await self.store.run(sql.pending_total)

@@ -1,0 +1,353 @@
+"""The `hive-core` command line.
+
+`serve` runs the daemon; every other verb is a client of a running daemon over the host socket
+(`hive-core agent ...` over `$HIVE_AGENT_SOCKET`). Human output is a compact table; `--json`
+prints the raw answer. Exit codes: 0 success, 1 the daemon said no (its error on stderr), 2 usage
+error, 3 the daemon is not reachable (not running, or permission denied: the message says which).
+
+Client verbs use the blocking client so that a call costs no event loop start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn
+
+import click
+
+from hive_wire.blocking import call_sync, check_answer, request_obj
+from hive_wire.codec import LineBuffer, encode_line
+from hive_wire.errors import RemoteVersionError, WireError
+
+EXIT_REFUSED = 1
+EXIT_UNREACHABLE = 3
+
+
+def _default_socket() -> str:
+    from .config import host_socket_path
+
+    return host_socket_path()
+
+
+def _die(code: int, message: str) -> NoReturn:
+    click.echo(f"hive-core: {message}", err=True)
+    sys.exit(code)
+
+
+def _unreachable(path: str, err: OSError) -> NoReturn:
+    if isinstance(err, PermissionError):
+        why = "permission denied (run as root or as a member of the hive-admin group)"
+    elif isinstance(err, FileNotFoundError | ConnectionRefusedError):
+        why = "the daemon is not running (start it with `hive-core serve`)"
+    else:
+        why = str(err)
+    _die(EXIT_UNREACHABLE, f"cannot reach {path}: {why}")
+
+
+def _call(path: str, request: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return call_sync(path, request)
+    except (WireError, RemoteVersionError) as e:
+        code = getattr(e, "code", "version")
+        _die(EXIT_REFUSED, f"{e} [{code}]")
+    except OSError as e:
+        _unreachable(path, e)
+    except EOFError as e:
+        _die(EXIT_UNREACHABLE, f"{path}: {e}")
+
+
+def _stream(path: str, request: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    """A feed verb over a blocking socket: the ack, then every answer until the daemon closes."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        _unreachable(path, e)
+    with sock:
+        sock.sendall(encode_line(request_obj(request)))
+        buf = LineBuffer(1 << 30)
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return
+            for line in buf.feed(data):
+                try:
+                    yield check_answer(json.loads(line))
+                except WireError as e:
+                    _die(EXIT_REFUSED, f"{e} [{e.code}]")
+
+
+def _table(rows: list[list[str]], header: list[str]) -> None:
+    if not rows:
+        return
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _out(as_json: bool, answer: dict[str, Any], human: Callable[[dict[str, Any]], None]) -> None:
+    if as_json:
+        click.echo(json.dumps({"version": 1, "ok": True, **answer}, ensure_ascii=False))
+    else:
+        human(answer)
+
+
+def _messages(answer: dict[str, Any]) -> None:
+    for m in answer["messages"]:
+        flag = " (redelivered)" if m.get("redelivered") else ""
+        click.echo(f"[{m['id']}] {m['from']}{flag}: {m['body']}")
+
+
+socket_option = click.option(
+    "--socket", "socket_path", default=None, envvar="HIVE_HOST_SOCKET",
+    help="The host socket (default: <run dir>/host.sock).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the raw answer.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hive-core")
+def main() -> None:
+    """hive-core: the host daemon of an agent swarm, and its client."""
+
+
+@main.command()
+@click.option("--state-dir", envvar="HIVE_STATE_DIR", help="State directory (database, agents).")
+@click.option("--run-dir", envvar="HIVE_RUN_DIR", help="Run directory (sockets).")
+@click.option("--config", "config_file", envvar="HIVE_CONFIG", help="TOML configuration file.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--log-json", is_flag=True, help="Log JSON lines instead of key=value.")
+def serve(state_dir: str | None, run_dir: str | None, config_file: str | None, log_level: str,
+          log_json: bool) -> None:
+    """Run the daemon in the foreground (until SIGTERM or SIGINT)."""
+    import trio
+
+    from . import config as config_mod
+    from . import logs
+    from .daemon import run
+
+    logs.setup(log_level, log_json)
+    try:
+        cfg = config_mod.load(config_file, state_dir, run_dir)
+    except (OSError, ValueError, TypeError) as e:
+        _die(2, f"configuration: {e}")
+    try:
+        trio.run(run, cfg)
+    except OSError as e:
+        _die(1, f"cannot start: {e}")
+    except WireError as e:
+        _die(1, f"cannot start: {e}")
+
+
+@main.command("list")
+@socket_option
+@json_option
+def list_(socket_path: str | None, as_json: bool) -> None:
+    """List the agents."""
+    answer = _call(socket_path or _default_socket(), {"cmd": "list"})
+    _out(as_json, answer, lambda a: [click.echo(n) for n in a["agents"]])
+
+
+@main.command()
+@socket_option
+@json_option
+def status(socket_path: str | None, as_json: bool) -> None:
+    """Show one status row per agent."""
+    answer = _call(socket_path or _default_socket(), {"cmd": "agent_status"})
+
+    def human(a: dict[str, Any]) -> None:
+        rows = [[r["name"], "running" if r["running"] else "stopped",
+                 "paused" if r["paused"] else "", r.get("transient", ""),
+                 r.get("status_text", "")] for r in a["agent_statuses"]]
+        _table(rows, ["NAME", "STATE", "PAUSED", "TRANSIENT", "STATUS"])
+
+    _out(as_json, answer, human)
+
+
+@main.command()
+@click.argument("name")
+@click.argument("command", nargs=-1)
+@socket_option
+@json_option
+def spawn(name: str, command: tuple[str, ...], socket_path: str | None, as_json: bool) -> None:
+    """Spawn agent NAME (process backend: run COMMAND..., default the echo agent)."""
+    req: dict[str, Any] = {"cmd": "spawn", "name": name}
+    if command:
+        req["command"] = list(command)
+    answer = _call(socket_path or _default_socket(), req)
+    _out(as_json, answer, lambda a: click.echo(f"spawned {name}"))
+
+
+@main.command()
+@click.argument("to")
+@click.argument("text")
+@socket_option
+@json_option
+def send(to: str, text: str, socket_path: str | None, as_json: bool) -> None:
+    """Send TEXT to TO (an agent, `manager` or `*`) as the operator."""
+    answer = _call(socket_path or _default_socket(), {"cmd": "send", "to": to, "body": text})
+    _out(as_json, answer, lambda a: click.echo(f"sent {a.get('ids') or a.get('id')}"))
+
+
+@main.command()
+@click.option("--wait", "wait", default=0, type=click.IntRange(0, 180),
+              help="Seconds to wait for the first message.")
+@click.option("--max", "max_", default=32, type=click.IntRange(0, 32), show_default=True)
+@socket_option
+@json_option
+def inbox(wait: int, max_: int, socket_path: str | None, as_json: bool) -> None:
+    """Read (and so acknowledge) the operator's messages."""
+    answer = _call(socket_path or _default_socket(),
+                   {"cmd": "inbox", "max": max_, "wait_seconds": wait})
+    _out(as_json, answer, _messages)
+
+
+@main.command("dead-letters")
+@click.option("--requeue", "requeue", type=int, help="Put dead letter ID back in its inbox.")
+@click.option("--drop", "drop", type=int, help="Delete dead letter ID.")
+@socket_option
+@json_option
+def dead_letters(requeue: int | None, drop: int | None, socket_path: str | None,
+                 as_json: bool) -> None:
+    """List the messages set aside after too many deliveries (or requeue/drop one)."""
+    path = socket_path or _default_socket()
+    if requeue is not None:
+        _out(as_json, _call(path, {"cmd": "requeue_dead", "id": requeue}),
+             lambda a: click.echo(f"requeued {requeue}"))
+        return
+    if drop is not None:
+        _out(as_json, _call(path, {"cmd": "drop_dead", "id": drop}),
+             lambda a: click.echo(f"dropped {drop}"))
+        return
+
+    def human(a: dict[str, Any]) -> None:
+        rows = [[str(m["id"]), m["from"], m["to"], str(m["deliveries"]), m["dead_at"],
+                 m["body"][:60]] for m in a["messages"]]
+        _table(rows, ["ID", "FROM", "TO", "DELIVERIES", "DEAD SINCE", "BODY"])
+
+    _out(as_json, _call(path, {"cmd": "dead_letters"}), human)
+
+
+@main.command()
+@click.option("--follow", "-f", is_flag=True, help="Keep printing events as they happen.")
+@click.option("--since", "since", type=click.IntRange(0), default=None,
+              help="Replay the recent history after this seq first.")
+@socket_option
+def events(follow: bool, since: int | None, socket_path: str | None) -> None:
+    """Print the dashboard event channel as JSON lines."""
+    req: dict[str, Any] = {"cmd": "subscribe_events", "since_seq": 0 if since is None else since}
+    if follow and since is None:
+        req.pop("since_seq")
+    feed = iter(_stream(socket_path or _default_socket(), req))
+    ack = next(feed, None)
+    if ack is None:
+        return
+    upto = ack["seq"]
+    if not follow and upto <= (since or 0):
+        return
+    for answer in feed:
+        event = answer["event"]
+        click.echo(json.dumps(event, ensure_ascii=False), nl=True)
+        sys.stdout.flush()
+        if not follow and event["seq"] >= upto:
+            return
+
+
+@main.command()
+@socket_option
+@json_option
+def stats(socket_path: str | None, as_json: bool) -> None:
+    """Store counters: transactions, operations, agents, pending messages."""
+    answer = _call(socket_path or _default_socket(), {"cmd": "stats"})
+    _out(as_json, answer, lambda a: [click.echo(f"{k}: {v}") for k, v in a.items()])
+
+
+# --- the agent side -----------------------------------------------------------------------
+def _agent_socket() -> str:
+    path = os.environ.get("HIVE_AGENT_SOCKET")
+    if not path:
+        _die(2, "HIVE_AGENT_SOCKET is not set (the daemon sets it for the agents it starts)")
+    return path
+
+
+@main.group()
+def agent() -> None:
+    """Agent-side verbs over $HIVE_AGENT_SOCKET (for shell agents and harnesses)."""
+
+
+@agent.command("send")
+@click.argument("to")
+@click.argument("text")
+@click.option("--in-reply-to", type=int, default=None)
+@json_option
+def agent_send(to: str, text: str, in_reply_to: int | None, as_json: bool) -> None:
+    """Send TEXT to TO."""
+    req: dict[str, Any] = {"cmd": "send", "to": to, "body": text}
+    if in_reply_to is not None:
+        req["in_reply_to"] = in_reply_to
+    _out(as_json, _call(_agent_socket(), req), lambda a: click.echo(a.get("ids") or a.get("id")))
+
+
+@agent.command("recv")
+@click.option("--max", "max_", default=1, type=click.IntRange(0, 32), show_default=True)
+@click.option("--wait", "wait", default=0, type=click.IntRange(0, 180))
+@json_option
+def agent_recv(max_: int, wait: int, as_json: bool) -> None:
+    """Pop up to --max messages (leased until `ack`)."""
+    answer = _call(_agent_socket(), {"cmd": "recv", "max": max_, "wait_seconds": wait})
+    _out(as_json, answer, _messages)
+
+
+@agent.command("ack")
+@click.argument("ids", nargs=-1, type=int)
+@json_option
+def agent_ack(ids: tuple[int, ...], as_json: bool) -> None:
+    """Ack the turn: the given message IDS, or every message in flight."""
+    req: dict[str, Any] = {"cmd": "ack_turn"}
+    if ids:
+        req["ids"] = list(ids)
+    _out(as_json, _call(_agent_socket(), req), lambda a: click.echo(f"acked {a['acked']}"))
+
+
+@agent.command("requeue")
+@json_option
+def agent_requeue(as_json: bool) -> None:
+    """Put every message popped but not acked back in the inbox (call once at boot)."""
+    _out(as_json, _call(_agent_socket(), {"cmd": "requeue_inflight"}),
+         lambda a: click.echo(f"requeued {a['requeued']}"))
+
+
+@agent.command("status")
+@json_option
+def agent_status(as_json: bool) -> None:
+    """How many messages wait in the inbox."""
+    _out(as_json, _call(_agent_socket(), {"cmd": "status"}),
+         lambda a: click.echo(f"unread {a['unread']}"))
+
+
+@agent.command("whoami")
+@json_option
+def agent_whoami(as_json: bool) -> None:
+    """The name and role this socket speaks for."""
+    _out(as_json, _call(_agent_socket(), {"cmd": "whoami"}),
+         lambda a: click.echo(f"{a['name']} ({a['role']})"))
+
+
+@agent.command("echo")
+@click.option("--wait", default=30, type=click.IntRange(1, 180), show_default=True)
+def agent_echo(wait: int) -> None:
+    """Run the bundled example agent: answer every message with `echo: <body>`."""
+    from .echo_agent import run
+
+    path = _agent_socket()
+    try:
+        run(path, wait)
+    except OSError as e:
+        _unreachable(path, e)
+    except (EOFError, KeyboardInterrupt):
+        pass

@@ -1,0 +1,32 @@
+"""Wall-clock time that follows trio's clock.
+
+Every timestamp the daemon stores comes from `now()`: real wall time, but advanced by trio's clock
+within a run, so tests with `autojump_clock` move leases, deadlines and retention forward without
+sleeping. Store jobs run in another thread and never read the clock: callers pass `now` in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import trio
+
+_OFFSET: trio.lowlevel.RunVar[float] = trio.lowlevel.RunVar("hive_wall_offset")
+
+
+def now() -> float:
+    """Seconds since the epoch (float)."""
+    try:
+        offset = _OFFSET.get()
+    except LookupError:
+        offset = time.time() - trio.current_time()
+        _OFFSET.set(offset)
+    return trio.current_time() + offset
+
+
+def rfc3339(ts: float | None) -> str | None:
+    """`2026-09-07T12:34:56Z` for a timestamp (None stays None)."""
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,105 @@
+"""Configuration: embedded defaults, a TOML file, environment variables, flags (in rising order
+of precedence), and where the state and run directories live.
+
+TOML keys (all optional):
+    state_dir, run_dir, backend ("process" | "nixos-container"), admin_group,
+    line_limit, body_limit, lease_timeout, max_deliveries, retention_days, stop_grace,
+    stop_agents_on_exit, manager_command ([argv]),
+    [urls] domain, home, forge, matrix
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+BACKENDS = ("process", "nixos-container")
+SOCKET_PATH_MAX = 107
+
+
+@attrs.define(kw_only=True)
+class Config:
+    state_dir: Path
+    run_dir: Path
+    backend: str = "process"
+    admin_group: str = "hive-admin"
+    line_limit: int = 1 << 20
+    body_limit: int = 256 * 1024
+    lease_timeout: float = 30 * 60.0
+    max_deliveries: int = 5
+    retention_days: float = 30.0
+    stop_grace: float = 10.0
+    stop_agents_on_exit: bool = True
+    manager_command: list[str] | None = None
+    urls: dict[str, str] = attrs.Factory(dict)
+
+    def socket_path_check(self) -> None:
+        longest = self.run_dir / "agents" / ("x" * 63) / "mcp.sock"
+        if len(os.fsencode(longest)) > SOCKET_PATH_MAX:
+            raise ValueError(
+                f"run dir {self.run_dir} is too long: agent socket paths would exceed "
+                f"{SOCKET_PATH_MAX} bytes (unix socket limit); choose a shorter --run-dir"
+            )
+
+
+def default_state_dir() -> Path:
+    if os.geteuid() == 0 and os.environ.get("INVOCATION_ID"):  # root under systemd
+        return Path("/var/lib/hyperhive")
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return Path(base) / "hive-core"
+
+
+def default_run_dir() -> Path:
+    if os.geteuid() == 0 and os.environ.get("INVOCATION_ID"):
+        return Path("/run/hyperhive")
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return Path(runtime) / "hive-core"
+    return Path(f"/tmp/hive-core-{os.getuid()}")
+
+
+def host_socket_path(flag: str | None = None) -> str:
+    """Where clients find the host socket: flag, `HIVE_HOST_SOCKET`, `HIVE_RUN_DIR`, default."""
+    if flag:
+        return flag
+    if os.environ.get("HIVE_HOST_SOCKET"):
+        return os.environ["HIVE_HOST_SOCKET"]
+    run = os.environ.get("HIVE_RUN_DIR")
+    return str((Path(run) if run else default_run_dir()) / "host.sock")
+
+
+_FIELDS = {a.name: a for a in attrs.fields(Config)}
+
+
+def load(
+    config_file: str | None = None,
+    state_dir: str | None = None,
+    run_dir: str | None = None,
+    **overrides: Any,
+) -> Config:
+    config_file = config_file or os.environ.get("HIVE_CONFIG")
+    values: dict[str, Any] = {}
+    if config_file:
+        with open(config_file, "rb") as f:
+            values = tomllib.load(f)
+        unknown = set(values) - set(_FIELDS)
+        if unknown:
+            raise ValueError(f"{config_file}: unknown keys {sorted(unknown)}")
+    state = state_dir or os.environ.get("HIVE_STATE_DIR") or values.pop("state_dir", None)
+    run = run_dir or os.environ.get("HIVE_RUN_DIR") or values.pop("run_dir", None)
+    values.pop("state_dir", None)
+    values.pop("run_dir", None)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = Config(
+        state_dir=Path(state).absolute() if state else default_state_dir(),
+        run_dir=Path(run).absolute() if run else default_run_dir(),
+        **values,
+    )
+    if cfg.backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, not {cfg.backend!r}")
+    cfg.socket_path_check()
+    return cfg

@@ -1,0 +1,172 @@
+"""`serve()`: the daemon. It owns every task in one nursery.
+
+Start-up order: directories, database (opened and migrated), the agent registry, the host and
+manager sockets, every known agent's socket and process, the background tasks; then `READY=1`.
+Shutdown (`Hive.shutdown()`, which SIGTERM/SIGINT call): stop accepting and cancel requests in
+flight, stop the agents (unless configured to leave them), cancel the background tasks, close the
+database, remove the socket files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+import attrs
+import trio
+
+from . import sdnotify, verbs
+from .agents import Agents
+from .backend import Backend, ProcessBackend
+from .broker import MANAGER, OPERATOR, Broker
+from .config import Config
+from .events import EventChannel
+from .paths import Paths, ensure_dir
+from .rpc import SocketServer, Surface, admin_gid
+from .store.db import Store
+
+log = logging.getLogger("hive_core.daemon")
+
+VACUUM_EVERY = 3600.0
+LEASE_SWEEP_MAX = 60.0
+
+
+@attrs.define(eq=False)
+class Hive:
+    """Every service of a running daemon; what the socket verbs are given."""
+
+    config: Config
+    paths: Paths
+    store: Store
+    events: EventChannel
+    backend: Backend
+    agents: Agents
+    broker: Broker
+    server: SocketServer
+    stopping: trio.Event = attrs.Factory(trio.Event)
+
+    def shutdown(self) -> None:
+        self.stopping.set()
+
+
+def make_backend(config: Config) -> Backend:
+    if config.backend == "process":
+        return ProcessBackend(grace=config.stop_grace)
+    raise ValueError(f"backend {config.backend!r} is not built yet")
+
+
+def _prepare_dirs(paths: Paths) -> None:
+    paths.state.mkdir(parents=True, exist_ok=True, mode=0o750)
+    paths.run.mkdir(parents=True, exist_ok=True, mode=0o751)
+    os.chmod(paths.run, 0o751)
+    ensure_dir(paths.run, "manager", mode=0o750)
+    ensure_dir(paths.run, "agents", mode=0o751)
+    ensure_dir(paths.state, "agents", mode=0o750)
+
+
+async def serve(
+    config: Config, *, task_status: trio.TaskStatus[Hive] = trio.TASK_STATUS_IGNORED
+) -> None:
+    paths = Paths(config.state_dir, config.run_dir)
+    _prepare_dirs(paths)
+    store = Store(paths.database)
+    await store.open()
+    try:
+        async with trio.open_nursery() as nursery:
+            hive = await _start(config, paths, store, nursery)
+            task_status.started(hive)
+            await hive.stopping.wait()
+            log.info("stopping")
+            sdnotify.notify("STOPPING=1")
+            hive.server.close_all()
+            if config.stop_agents_on_exit:
+                await hive.backend.close()
+            nursery.cancel_scope.cancel()
+    finally:
+        await store.close()
+    log.info("stopped")
+
+
+async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nursery) -> Hive:
+    events = EventChannel()
+    backend = make_backend(config)
+    server = SocketServer(None, config.line_limit, config.admin_group)
+
+    async def open_agent_socket(name: str) -> None:
+        await server.listen(nursery, paths.agent_socket(name), Surface("agent", name, verbs.AGENT))
+
+    def close_agent_socket(name: str) -> None:
+        server.close(paths.agent_socket(name))
+
+    agents = Agents(store, events, backend, paths, open_agent_socket, close_agent_socket)
+    broker = Broker(
+        store, events, agents.is_agent, agents.sorted_names,
+        body_limit=config.body_limit, lease_timeout=config.lease_timeout,
+        max_deliveries=config.max_deliveries,
+    )
+    hive = Hive(config, paths, store, events, backend, agents, broker, server)
+    server.hive = hive
+
+    def on_exit(name: str, code: int) -> None:
+        events.publish("container_state_changed", agent=name, running=False, exit_code=code)
+
+    backend.attach(nursery, on_exit)
+    rows = await agents.load()
+    await server.listen(
+        nursery, paths.host_socket, Surface("host", OPERATOR, verbs.HOST), mode=0o660,
+        group=admin_gid(config.admin_group),
+    )
+    await server.listen(nursery, paths.manager_socket, Surface("manager", MANAGER, verbs.MANAGER))
+    await agents.reopen(rows)
+    for row in rows:
+        try:
+            await backend.start(agents.spec(row.name, row.command))
+        except Exception as e:  # one agent that cannot start must not stop the daemon
+            log.error("cannot start agent name=%s error=%s", row.name, e)
+    nursery.start_soon(_maintenance, hive)
+    interval = sdnotify.watchdog_interval()
+    if interval:
+        nursery.start_soon(_watchdog, interval)
+    pending = await broker.pending_total()
+    sdnotify.notify("READY=1", f"STATUS={len(rows)} agents, {pending} messages pending")
+    log.info(
+        "ready host_socket=%s state_dir=%s agents=%d pending=%d backend=%s",
+        paths.host_socket, paths.state, len(rows), pending, backend.kind,
+    )
+    return hive
+
+
+async def _maintenance(hive: Hive) -> None:
+    """Lease expiry (every minute at most) and vacuum (hourly)."""
+    sweep = min(LEASE_SWEEP_MAX, max(hive.config.lease_timeout / 4, 1.0))
+    next_vacuum = trio.current_time()
+    while True:
+        try:
+            requeued = await hive.broker.expire_leases()
+            if requeued:
+                log.info("leases expired requeued=%d", requeued)
+            if trio.current_time() >= next_vacuum:
+                removed = await hive.broker.vacuum(hive.config.retention_days * 86400)
+                log.info("vacuum removed=%d", removed)
+                next_vacuum = trio.current_time() + VACUUM_EVERY
+        except Exception:
+            log.exception("maintenance sweep failed")
+        await trio.sleep(sweep)
+
+
+async def _watchdog(interval: float) -> None:
+    while True:
+        sdnotify.notify("WATCHDOG=1")
+        await trio.sleep(interval)
+
+
+async def run(config: Config) -> None:
+    """`hive-core serve`: `serve()` until SIGTERM or SIGINT, then a clean stop."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            hive: Hive = await nursery.start(serve, config)
+            async for sig in signals:
+                log.info("signal %s: shutting down", signal.Signals(sig).name)
+                hive.shutdown()
+                break

@@ -1,0 +1,269 @@
+"""The unix-socket servers: bind, accept, read lines, dispatch, answer.
+
+Rules kept here:
+- a socket file gets its mode before anyone can connect (umask around `bind`, then `chmod`
+  before `listen`); a stale socket file is reclaimed, a live one (another daemon) is refused, a
+  symlink or other file at the path is refused;
+- every connection runs in the nursery of its listener; one connection's failure is logged and
+  never reaches another connection or the daemon;
+- requests on a connection are served one after another; every failure becomes an error
+  envelope (`WireError` → its code; anything else → `internal`, logged with its trace);
+- a line over the limit is answered `line_too_long` and the connection is closed;
+- a verb may turn the connection into a feed (`Feed`): the ack, then one answer per item, while
+  a reader task notices the client hanging up;
+- peer credentials (`SO_PEERCRED`) are read and logged for every connection; the host socket
+  refuses a peer that is neither root, the daemon's own user, nor in the admin group.
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import logging
+import os
+import socket as stdsocket
+import stat
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from hive_wire.codec import LineBuffer, decode_line, encode_line
+from hive_wire.convert import decode_request, error_envelope, ok_envelope
+from hive_wire.errors import Forbidden, Internal, LineTooLong, UnknownCommand, WireError
+
+log = logging.getLogger("hive_core.rpc")
+
+Handler = Callable[[Any, str, Any], Awaitable[Any]]
+
+
+@attrs.frozen
+class Feed:
+    """A verb's answer that turns the connection into a stream: `ack`, then every item."""
+
+    ack: Any
+    items: AsyncIterator[Any]
+
+
+@attrs.frozen
+class Surface:
+    role: str  # "host" | "manager" | "agent"
+    caller: str  # the principal every request on this socket is from
+    handlers: dict[str, Handler]
+
+
+@attrs.frozen
+class PeerCred:
+    pid: int
+    uid: int
+    gid: int
+
+
+def peer_cred(sock: trio.socket.SocketType) -> PeerCred | None:
+    try:
+        raw = sock.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    return PeerCred(*struct.unpack("3i", raw))
+
+
+def admin_gid(group: str) -> int | None:
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        return None
+
+
+def _user_groups(uid: int, gid: int) -> set[int]:
+    import pwd
+
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return {gid}
+    return set(os.getgrouplist(name, gid))
+
+
+class SocketServer:
+    def __init__(self, hive: Any, line_limit: int, admin_group: str) -> None:
+        self.hive = hive
+        self.line_limit = line_limit
+        self.admin_group = admin_group
+        self._scopes: dict[Path, trio.CancelScope] = {}
+        self.connections = 0
+
+    # --- binding --------------------------------------------------------------------------
+    async def listen(
+        self, nursery: trio.Nursery, path: Path, surface: Surface, mode: int = 0o660,
+        group: int | None = None,
+    ) -> None:
+        """Bind `path` and serve it in `nursery` until `close(path)`."""
+        sock = await _bind(path, mode, group)
+        scope = await nursery.start(self._serve, sock, path, surface)
+        self._scopes[path] = scope
+
+    def close(self, path: Path) -> None:
+        scope = self._scopes.pop(path, None)
+        if scope is not None:
+            scope.cancel()
+
+    def close_all(self) -> None:
+        for path in list(self._scopes):
+            self.close(path)
+
+    async def _serve(
+        self, sock: trio.socket.SocketType, path: Path, surface: Surface,
+        task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        listener = trio.SocketListener(sock)
+        try:
+            with trio.CancelScope() as scope:
+                task_status.started(scope)
+                async with trio.open_nursery() as conns:
+                    while True:
+                        try:
+                            stream = await listener.accept()
+                        except OSError as e:  # EMFILE and friends: back off, keep serving
+                            log.error("accept failed path=%s error=%s", path, e)
+                            await trio.sleep(0.1)
+                            continue
+                        conns.start_soon(self._connection, stream, surface)
+        finally:
+            await listener.aclose()
+            _unlink_socket(path)
+
+    # --- one connection ---------------------------------------------------------------------
+    async def _connection(self, stream: trio.SocketStream, surface: Surface) -> None:
+        self.connections += 1
+        cred = peer_cred(stream.socket)
+        log.debug("connect role=%s caller=%s peer=%s", surface.role, surface.caller, cred)
+        try:
+            if surface.role == "host" and not self._admin(cred):
+                log.warning("refused peer on host socket peer=%s", cred)
+                err = Forbidden("permission denied: the host socket is for root and the "
+                                f"{self.admin_group} group")
+                await stream.send_all(encode_line(error_envelope(err)))
+                return
+            await self._requests(stream, surface)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        except Exception:
+            log.exception("connection failed role=%s caller=%s", surface.role, surface.caller)
+        finally:
+            self.connections -= 1
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+
+    def _admin(self, cred: PeerCred | None) -> bool:
+        if cred is None:
+            return False
+        if cred.uid in (0, os.geteuid()):
+            return True
+        gid = admin_gid(self.admin_group)
+        return gid is not None and gid in _user_groups(cred.uid, cred.gid)
+
+    async def _requests(self, stream: trio.SocketStream, surface: Surface) -> None:
+        buf = LineBuffer(self.line_limit)
+        while True:
+            data = await stream.receive_some(65536)
+            if not data:
+                return
+            try:
+                lines = buf.feed(data)
+            except LineTooLong as e:
+                await stream.send_all(encode_line(error_envelope(e)))
+                return
+            for line in lines:
+                answer = await self._answer(surface, line)
+                if isinstance(answer, Feed):
+                    await stream.send_all(encode_line(ok_envelope(answer.ack)))
+                    await self._feed(stream, answer)
+                    return
+                await stream.send_all(encode_line(answer))
+
+    async def _answer(self, surface: Surface, line: bytes) -> dict[str, Any] | Feed:
+        cmd = "?"
+        try:
+            cmd, request = decode_request(decode_line(line))
+            handler = surface.handlers.get(cmd)
+            if handler is None:
+                raise UnknownCommand(f"unknown command {cmd!r} on the {surface.role} socket")
+            result = await handler(self.hive, surface.caller, request)
+            if isinstance(result, Feed):
+                return result
+            return ok_envelope(result)
+        except WireError as e:
+            log.debug("refused cmd=%s caller=%s code=%s error=%s", cmd, surface.caller, e.code, e)
+            return error_envelope(e)
+        except Exception:
+            log.exception("internal error cmd=%s caller=%s", cmd, surface.caller)
+            return error_envelope(Internal("internal error; the daemon log has the details"))
+
+    async def _feed(self, stream: trio.SocketStream, feed: Feed) -> None:
+        async def hangup(cancel: trio.CancelScope) -> None:
+            while await stream.receive_some(4096):
+                pass  # a feed reads no further requests
+            cancel.cancel()
+
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(hangup, nursery.cancel_scope)
+                async for item in feed.items:
+                    await stream.send_all(encode_line(ok_envelope(item)))
+                nursery.cancel_scope.cancel()
+        finally:
+            aclose = getattr(feed.items, "aclose", None)
+            if aclose is not None:
+                with trio.CancelScope(shield=True):
+                    await aclose()
+
+
+async def _bind(path: Path, mode: int, group: int | None) -> trio.socket.SocketType:
+    _reclaim(path)
+    sock = trio.socket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+    old = os.umask(0o777 & ~mode)
+    try:
+        await sock.bind(os.fspath(path))
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.umask(old)
+    os.chmod(path, mode)
+    if group is not None:
+        try:
+            os.chown(path, -1, group)
+        except PermissionError:
+            log.warning("cannot give %s to group %d", path, group)
+    sock.listen(128)
+    return sock
+
+
+def _reclaim(path: Path) -> None:
+    """Remove a stale socket at `path`; refuse a live one or anything that is not a socket."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise OSError(errno.EEXIST, f"{path} exists and is not a socket; refusing to replace it")
+    probe = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+    try:
+        probe.connect(os.fspath(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        os.unlink(path)  # stale: nobody listens
+        return
+    finally:
+        probe.close()
+    raise OSError(errno.EADDRINUSE, f"{path} is served by a running daemon")
+
+
+def _unlink_socket(path: Path) -> None:
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,200 @@
+"""The database thread and group commit.
+
+Rules kept here:
+- one SQLite connection, opened, used and closed by one dedicated thread;
+- trio tasks submit jobs (`await store.run(fn, *args)`, where `fn(conn, *args)` runs in that
+  thread) and get the result only after the transaction holding the job has committed, so `ok`
+  means on disk (WAL, `synchronous=FULL`);
+- every job queued while a commit runs is committed with the next batch: one fsync for many jobs;
+- a job that raises is rolled back alone (a savepoint per job when the batch has several) and its
+  caller gets the exception; a failed commit fails every job of the batch with `Unavailable`;
+- `sqlite3` errors never leave the store raw: they become `Unavailable`, chained.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from hive_wire.errors import Unavailable, WireError
+
+from . import schema
+
+log = logging.getLogger("hive_core.store")
+
+MAX_BATCH = 1024
+
+
+class _Job:
+    __slots__ = ("fn", "args", "done", "result", "error")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.fn = fn
+        self.args = args
+        self.done = trio.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+_STOP = object()
+
+
+class Store:
+    def __init__(self, path: Path, *, max_page_count: int | None = None) -> None:
+        self.path = path
+        self.max_page_count = max_page_count
+        self.transactions = 0
+        self.operations = 0
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Start the thread, open and migrate the database; raise if that fails."""
+        self._token = trio.lowlevel.current_trio_token()
+        opened = trio.Event()
+        failure: list[BaseException] = []
+
+        def report(err: BaseException | None) -> None:
+            if err is not None:
+                failure.append(err)
+            opened.set()
+
+        self._thread = threading.Thread(
+            target=self._main, args=(report,), name="hive-store", daemon=True
+        )
+        self._thread.start()
+        await opened.wait()
+        if failure:
+            await trio.to_thread.run_sync(self._thread.join)
+            raise failure[0]
+
+    async def close(self) -> None:
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        thread, self._thread = self._thread, None
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(thread.join)
+
+    # --- the API --------------------------------------------------------------------------
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run `fn(conn, *args)` in the store thread, inside a transaction; its result once
+        committed."""
+        if self._thread is None:
+            raise Unavailable("the database is closed")
+        job = _Job(fn, args)
+        self._queue.put(job)
+        await job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    # --- the thread -----------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        if self.max_page_count is not None:
+            conn.execute(f"PRAGMA max_page_count={int(self.max_page_count)}")
+        schema.migrate(conn)
+        return conn
+
+    def _main(self, report: Callable[[BaseException | None], None]) -> None:
+        assert self._token is not None
+        token = self._token
+        try:
+            conn = self._connect()
+        except BaseException as e:  # noqa: BLE001 - reported to the opener
+            err = Unavailable(f"cannot open database {self.path}: {e}")
+            err.__cause__ = e
+            token.run_sync_soon(report, err)
+            return
+        token.run_sync_soon(report, None)
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    break
+                batch = [first]
+                stop = False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        stop = True
+                        break
+                    batch.append(nxt)
+                self._run_batch(conn, batch)
+                try:
+                    token.run_sync_soon(_finish, batch)
+                except trio.RunFinishedError:
+                    break
+                if stop:
+                    break
+        finally:
+            conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        self.transactions += 1
+        self.operations += len(batch)
+        several = len(batch) > 1
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                if several:
+                    conn.execute("SAVEPOINT job")
+                try:
+                    job.result = job.fn(conn, *job.args)
+                except BaseException as e:  # noqa: BLE001 - handed to the caller
+                    job.error = _translate(e)
+                    if not conn.in_transaction:  # SQLite rolled everything back itself
+                        raise
+                    conn.execute("ROLLBACK TO job" if several else "ROLLBACK")
+                    if not several:
+                        return
+                if several:
+                    conn.execute("RELEASE job")
+            conn.execute("COMMIT")
+        except BaseException as e:  # noqa: BLE001 - every job of the batch learns of it
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    log.exception("rollback failed")
+            _fail_all(batch, e)
+
+
+def _translate(err: BaseException) -> BaseException:
+    if isinstance(err, sqlite3.Error) and not isinstance(err, WireError):
+        out = Unavailable(f"database error: {err}")
+        out.__cause__ = err
+        return out
+    return err
+
+
+def _fail_all(batch: list[_Job], err: BaseException) -> None:
+    log.error("transaction failed, %d job(s) rolled back: %s", len(batch), err)
+    for job in batch:
+        job.result = None
+        if job.error is None or not isinstance(job.error, WireError):
+            job.error = Unavailable(f"database error: {err}")
+            job.error.__cause__ = err
+
+
+def _finish(batch: list[_Job]) -> None:
+    for job in batch:
+        job.done.set()

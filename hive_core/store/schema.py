@@ -1,0 +1,98 @@
+"""The schema and its migrations.
+
+Rules kept here:
+- the schema version is `PRAGMA user_version`; migration N takes a database at version N-1 to N;
+- each migration runs in one transaction with the version bump, and is idempotent (it can run
+  again on a database that already has its changes: `IF NOT EXISTS`, column checks);
+- migrations only ever add; a column is never renamed or retyped in place.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import sqlite_utils
+
+
+def _v1_broker_and_agents(conn: sqlite3.Connection) -> None:
+    db = sqlite_utils.Database(conn)
+    db["agents"].create(
+        {
+            "name": str,
+            "created_at": float,
+            "command": str,
+            "paused": int,
+            "status_text": str,
+            "status_set_at": float,
+            "last_turn_at": float,
+        },
+        pk="name",
+        not_null={"created_at", "paused"},
+        defaults={"paused": 0},
+        if_not_exists=True,
+    )
+    # AUTOINCREMENT: an id is never reused, even after vacuum deleted the newest rows.
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            recipient TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            body TEXT NOT NULL,
+            in_reply_to INTEGER,
+            sent_at REAL NOT NULL,
+            delivered_at REAL,
+            acked_at REAL,
+            deliveries INTEGER NOT NULL DEFAULT 0,
+            redelivered INTEGER NOT NULL DEFAULT 0,
+            dead_at REAL
+        )"""
+    )
+    # The inbox (undelivered) and in-flight rows are small partial indexes, so pops and acks
+    # never scan the acked history.
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS messages_inbox ON messages(recipient, id) "
+        "WHERE delivered_at IS NULL AND acked_at IS NULL AND dead_at IS NULL"
+    )
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS messages_inflight ON messages(recipient, id) "
+        "WHERE delivered_at IS NOT NULL AND acked_at IS NULL AND dead_at IS NULL"
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS messages_recipient ON messages(recipient, id)")
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS messages_acked ON messages(acked_at) "
+        "WHERE acked_at IS NOT NULL"
+    )
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS messages_dead ON messages(id) WHERE dead_at IS NOT NULL"
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _v1_broker_and_agents,
+]
+
+LATEST = len(MIGRATIONS)
+
+
+def version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, target: int = LATEST) -> int:
+    """Bring the database to `target`; returns the version it started at."""
+    start = version(conn)
+    if start > LATEST:
+        raise RuntimeError(
+            f"database schema version {start} is newer than this hive-core ({LATEST})"
+        )
+    for number in range(start + 1, target + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[number - 1](conn)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return start

@@ -1,0 +1,117 @@
+"""Sans-io framing: bytes in, JSON objects out; objects in, bytes out.
+
+Rules kept here:
+- one JSON object per line, UTF-8, `\\n`-terminated (a trailing `\\r` is JSON whitespace and is
+  accepted);
+- a line longer than `limit` bytes raises `LineTooLong`: the caller answers it and closes, since
+  the rest of that line cannot be resynchronised cheaply;
+- every other malformed line raises `BadJson` and the stream stays usable: invalid UTF-8, invalid
+  JSON, a non-object, nesting deeper than `MAX_DEPTH`, integers longer than `MAX_INT_DIGITS`,
+  `NaN`/`Infinity`, lone surrogates and NUL characters;
+- nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .errors import BadJson, LineTooLong
+
+WIRE_VERSION = 1
+DEFAULT_LINE_LIMIT = 1 << 20
+MAX_DEPTH = 64
+MAX_INT_DIGITS = 20
+
+
+class LineBuffer:
+    """Accumulates received bytes and hands out complete lines (without the `\\n`)."""
+
+    def __init__(self, limit: int = DEFAULT_LINE_LIMIT) -> None:
+        self.limit = limit
+        self._buf = bytearray()
+        self._scan_from = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buf += data
+        lines: list[bytes] = []
+        start = 0
+        while True:
+            nl = self._buf.find(b"\n", max(start, self._scan_from))
+            if nl < 0:
+                break
+            if nl - start > self.limit:
+                raise LineTooLong(f"request line longer than {self.limit} bytes")
+            lines.append(bytes(self._buf[start:nl]))
+            start = nl + 1
+            self._scan_from = start
+        if start:
+            del self._buf[:start]
+        self._scan_from = len(self._buf)
+        if len(self._buf) > self.limit:
+            raise LineTooLong(f"request line longer than {self.limit} bytes")
+        return lines
+
+    @property
+    def pending(self) -> int:
+        """Bytes received that do not yet form a complete line."""
+        return len(self._buf)
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise BadJson(f"integer with more than {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def _parse_constant(name: str) -> Any:
+    raise BadJson(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_constant=_parse_constant)
+
+
+def _check(value: Any, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise BadJson(f"nesting deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        _check_str(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_str(key)
+            _check(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check(item, depth + 1)
+
+
+def _check_str(text: str) -> None:
+    if "\x00" in text:
+        raise BadJson("NUL character in a string")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadJson("lone surrogate in a string") from None
+
+
+def decode_line(line: bytes) -> dict[str, Any]:
+    """One request or answer line to a JSON object, or `BadJson`."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BadJson(f"line is not valid UTF-8 (byte {e.start})") from None
+    try:
+        value = _DECODER.decode(text)
+    except BadJson:
+        raise
+    except (ValueError, RecursionError) as e:
+        raise BadJson(f"invalid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise BadJson(f"expected a JSON object, got {type(value).__name__}")
+    _check(value, 1)
+    return value
+
+
+def encode_line(obj: dict[str, Any]) -> bytes:
+    """A JSON object to one line; keys keep their insertion order."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
