@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from hive_wire import requests as rq
 from hive_wire import responses as rs
+from hive_wire.errors import BadRequest
 
 from .clock import rfc3339
 from .rpc import Feed, Handler
@@ -135,6 +136,8 @@ async def drop_dead(hive: Hive, caller: str, req: rq.DropDead) -> rs.Ok:
 
 
 async def subscribe_events(hive: Hive, caller: str, req: rq.SubscribeEvents) -> Feed:
+    if req.since_seq is not None and req.since_seq < 0:
+        raise BadRequest("since_seq: must not be negative")
     seq = hive.events.seq
     # The feed replays from the history whatever was published after `seq` before it started.
     start = seq if req.since_seq is None else min(req.since_seq, seq)

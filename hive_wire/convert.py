@@ -22,6 +22,9 @@ from .codec import WIRE_VERSION
 from .errors import BadRequest, UnknownCommand, WireError
 
 
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+
+
 def _strict(kind: type, label: str) -> Any:
     def hook(value: Any, _: Any) -> Any:
         if type(value) is not kind:
@@ -40,7 +43,14 @@ def _json_type(value: Any) -> str:
 
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(omit_if_default=True, forbid_extra_keys=False)
-    conv.register_structure_hook(int, _strict(int, "an integer"))
+    def int_hook(value: Any, _: Any) -> int:
+        if type(value) is not int:
+            raise TypeError(f"expected an integer, got {_json_type(value)}")
+        if not INT_MIN <= value <= INT_MAX:
+            raise ValueError("integer out of the 64-bit range")
+        return value
+
+    conv.register_structure_hook(int, int_hook)
     conv.register_structure_hook(str, _strict(str, "a string"))
     conv.register_structure_hook(bool, _strict(bool, "a boolean"))
 
