@@ -124,12 +124,12 @@ async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nurse
             await backend.start(agents.spec(row.name, row.command))
         except Exception as e:  # one agent that cannot start must not stop the daemon
             log.error("cannot start agent name=%s error=%s", row.name, e)
+    pending = await broker.pending_total()
+    sdnotify.notify("READY=1", f"STATUS={len(rows)} agents, {pending} messages pending")
     nursery.start_soon(_maintenance, hive)
     interval = sdnotify.watchdog_interval()
     if interval:
         nursery.start_soon(_watchdog, interval)
-    pending = await broker.pending_total()
-    sdnotify.notify("READY=1", f"STATUS={len(rows)} agents, {pending} messages pending")
     log.info(
         "ready host_socket=%s state_dir=%s agents=%d pending=%d backend=%s",
         paths.host_socket, paths.state, len(rows), pending, backend.kind,
@@ -138,7 +138,7 @@ async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nurse
 
 
 async def _maintenance(hive: Hive) -> None:
-    """Lease expiry (every minute at most) and vacuum (hourly)."""
+    """Lease expiry (every minute at most), vacuum (hourly), and systemd's STATUS line."""
     sweep = min(LEASE_SWEEP_MAX, max(hive.config.lease_timeout / 4, 1.0))
     next_vacuum = trio.current_time()
     while True:
@@ -150,6 +150,9 @@ async def _maintenance(hive: Hive) -> None:
                 removed = await hive.broker.vacuum(hive.config.retention_days * 86400)
                 log.info("vacuum removed=%d", removed)
                 next_vacuum = trio.current_time() + VACUUM_EVERY
+            running = len(await hive.backend.running())
+            pending = await hive.broker.pending_total()
+            sdnotify.notify(f"STATUS={running} agents running, {pending} messages pending")
         except Exception:
             log.exception("maintenance sweep failed")
         await trio.sleep(sweep)

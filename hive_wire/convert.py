@@ -21,7 +21,6 @@ from . import requests
 from .codec import WIRE_VERSION
 from .errors import BadRequest, UnknownCommand, WireError
 
-
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 
 

@@ -1,0 +1,84 @@
+"""Start-up and shutdown as operations.md says: sd_notify, modes, path rules, planted symlinks."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hive_core.daemon import Hive
+
+from .conftest import SLEEPER, Daemon, call
+
+
+def test_ready_status_and_watchdog_reach_systemd(dirs: Path) -> None:
+    notify = dirs / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sd:
+        sd.bind(str(notify))
+        sd.settimeout(20)
+        d = Daemon(dirs, {"NOTIFY_SOCKET": str(notify), "WATCHDOG_USEC": "2000000"})
+        d.start()
+        try:
+            seen: list[str] = []
+            while not any(f.startswith("WATCHDOG=1") for f in seen):
+                seen += sd.recv(4096).decode().split("\n")
+            assert "READY=1" in seen
+            assert any(f.startswith("STATUS=0 agents, 0 messages pending") for f in seen)
+            assert d.stop() == 0
+            seen += sd.recv(4096).decode().split("\n")
+            assert "STOPPING=1" in seen
+        finally:
+            if d.proc and d.proc.poll() is None:
+                d.proc.kill()
+
+
+def test_run_dir_too_long_is_a_clear_startup_error(dirs: Path) -> None:
+    long_run = dirs / ("r" * 60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hive_core", "serve", "--state-dir", str(dirs / "s"),
+         "--run-dir", str(long_run)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "too long" in proc.stderr and "107" in proc.stderr
+    assert not long_run.exists()
+
+
+async def test_socket_and_dir_modes(hive: Hive, host: str) -> None:
+    assert stat.S_IMODE(os.stat(hive.paths.run).st_mode) == 0o751
+    assert stat.S_IMODE(os.stat(host).st_mode) == 0o660
+    assert stat.S_IMODE(os.stat(hive.paths.manager_socket).st_mode) == 0o660
+    answer = await call(host, {"cmd": "spawn", "name": "alice", "command": SLEEPER})
+    assert answer["ok"]
+    assert stat.S_IMODE(os.stat(hive.paths.agent_socket("alice")).st_mode) == 0o660
+    assert stat.S_IMODE(os.stat(hive.paths.agent_run_dir("alice")).st_mode) == 0o750
+
+
+@pytest.mark.parametrize("where", ["state", "run"])
+async def test_planted_symlink_is_never_followed(hive: Hive, host: str, dirs: Path,
+                                                 where: str) -> None:
+    outside = dirs / "outside"
+    outside.mkdir()
+    root = hive.paths.state if where == "state" else hive.paths.run
+    os.symlink(outside, root / "agents" / "mallory")
+    answer = await call(host, {"cmd": "spawn", "name": "mallory", "command": SLEEPER})
+    assert answer["ok"] is False and answer["code"] == "forbidden"
+    assert list(outside.iterdir()) == []
+    assert (await call(host, {"cmd": "list"}))["agents"] == []
+    assert os.path.islink(root / "agents" / "mallory")  # left as found, not followed
+
+
+async def test_spawn_that_cannot_start_leaves_nothing(hive: Hive, host: str) -> None:
+    answer = await call(host, {"cmd": "spawn", "name": "ghost",
+                               "command": ["/nonexistent/agent-binary"]})
+    assert answer["ok"] is False and answer["code"] == "unavailable"
+    assert (await call(host, {"cmd": "list"}))["agents"] == []
+    assert not hive.paths.agent_dir("ghost").exists()
+    assert not hive.paths.agent_socket("ghost").exists()
+    again = await call(host, {"cmd": "spawn", "name": "ghost", "command": SLEEPER})
+    assert again["ok"], again
