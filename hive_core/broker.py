@@ -141,6 +141,12 @@ class Broker:
         ids: list[int] = await self.store.run(
             sql.insert, recipients, sender, body, at, in_reply_to
         )
+        self.announce(sender, recipients, ids, body)
+        return ids
+
+    def announce(self, sender: str, recipients: list[str], ids: list[int], body: str) -> None:
+        """After a commit that inserted messages (here or in another service's job): wake the
+        recipients and publish `sent`."""
         preview = body[:PREVIEW]
         for recipient, mid in zip(recipients, ids, strict=True):
             self._wake(recipient)
@@ -148,7 +154,6 @@ class Broker:
                 "sent", id=mid, **{"from": sender}, to=recipient, preview=preview,
                 size=len(body),
             )
-        return ids
 
     async def notify(self, to: str, event: str, **fields: Any) -> int:
         """A helper event from `system` (to an agent or the manager)."""

@@ -3,7 +3,9 @@ of precedence), and where the state and run directories live.
 
 TOML keys (all optional):
     state_dir, run_dir, backend ("process" | "nixos-container"), admin_group,
-    line_limit, body_limit, lease_timeout, max_deliveries, retention_days, stop_grace,
+    line_limit, body_limit, lease_timeout, max_deliveries, stop_grace,
+    retention_days (acked messages, delivered reminders), resolved_retention_days (approvals,
+    questions), events_retention_days, turn_stats_retention_days (per-agent SQLite files),
     stop_agents_on_exit, manager_command ([argv]),
     [urls] domain, home, forge, matrix
 """
@@ -32,6 +34,9 @@ class Config:
     lease_timeout: float = 30 * 60.0
     max_deliveries: int = 5
     retention_days: float = 30.0
+    resolved_retention_days: float = 90.0
+    events_retention_days: float = 7.0
+    turn_stats_retention_days: float = 90.0
     stop_grace: float = 10.0
     stop_agents_on_exit: bool = True
     manager_command: list[str] | None = None

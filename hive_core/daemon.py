@@ -18,12 +18,19 @@ import trio
 
 from . import sdnotify, verbs
 from .agents import Agents
+from .approvals import Approvals
 from .backend import Backend, ProcessBackend
 from .broker import MANAGER, OPERATOR, Broker
+from .clock import now
 from .config import Config
 from .events import EventChannel
+from .loose_ends import LooseEnds
 from .paths import Paths, ensure_dir
+from .questions import Questions
+from .reminders import Reminders
 from .rpc import SocketServer, Surface, admin_gid
+from .store import agent_files
+from .store.approvals import ApprovalRow
 from .store.db import Store
 
 log = logging.getLogger("hive_core.daemon")
@@ -44,6 +51,10 @@ class Hive:
     agents: Agents
     broker: Broker
     server: SocketServer
+    approvals: Approvals
+    questions: Questions
+    reminders: Reminders
+    loose_ends: LooseEnds
     stopping: trio.Event = attrs.Factory(trio.Event)
 
     def shutdown(self) -> None:
@@ -105,8 +116,18 @@ async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nurse
         body_limit=config.body_limit, lease_timeout=config.lease_timeout,
         max_deliveries=config.max_deliveries,
     )
-    hive = Hive(config, paths, store, events, backend, agents, broker, server)
+    approvals = Approvals(store, events, broker)
+    questions = Questions(store, events, broker)
+    reminders = Reminders(store, events, broker, paths.agent_state)
+    hive = Hive(config, paths, store, events, backend, agents, broker, server, approvals,
+                questions, reminders, LooseEnds(approvals, questions, reminders))
     server.hive = hive
+
+    async def approve_spawn(row: ApprovalRow) -> dict[str, str]:
+        await agents.spawn(row.agent)
+        return {}
+
+    approvals.actions["spawn"] = approve_spawn
 
     def on_exit(name: str, code: int) -> None:
         events.publish("container_state_changed", agent=name, running=False, exit_code=code)
@@ -127,6 +148,8 @@ async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nurse
     pending = await broker.pending_total()
     sdnotify.notify("READY=1", f"STATUS={len(rows)} agents, {pending} messages pending")
     nursery.start_soon(_maintenance, hive)
+    nursery.start_soon(reminders.scheduler)
+    nursery.start_soon(questions.watchdog)
     interval = sdnotify.watchdog_interval()
     if interval:
         nursery.start_soon(_watchdog, interval)
@@ -147,8 +170,7 @@ async def _maintenance(hive: Hive) -> None:
             if requeued:
                 log.info("leases expired requeued=%d", requeued)
             if trio.current_time() >= next_vacuum:
-                removed = await hive.broker.vacuum(hive.config.retention_days * 86400)
-                log.info("vacuum removed=%d", removed)
+                await _vacuum(hive)
                 next_vacuum = trio.current_time() + VACUUM_EVERY
             running = len(await hive.backend.running())
             pending = await hive.broker.pending_total()
@@ -156,6 +178,32 @@ async def _maintenance(hive: Hive) -> None:
         except Exception:
             log.exception("maintenance sweep failed")
         await trio.sleep(sweep)
+
+
+async def _vacuum(hive: Hive) -> None:
+    """Delete what is past its retention; one failing part is logged and the rest goes on."""
+    cfg = hive.config
+    parts = [
+        ("messages", hive.broker.vacuum, cfg.retention_days),
+        ("approvals", hive.approvals.vacuum, cfg.resolved_retention_days),
+        ("questions", hive.questions.vacuum, cfg.resolved_retention_days),
+        ("reminders", hive.reminders.vacuum, cfg.retention_days),
+    ]
+    for name, sweep, days in parts:
+        try:
+            removed = await sweep(days * 86400)
+            log.info("vacuum table=%s removed=%d", name, removed)
+        except Exception:
+            log.exception("vacuum failed table=%s", name)
+    at = now()
+    cutoffs = {
+        "hyperhive-events.sqlite": at - cfg.events_retention_days * 86400,
+        "hyperhive-turn-stats.sqlite": at - cfg.turn_stats_retention_days * 86400,
+    }
+    states = [hive.paths.agent_state(n) for n in sorted(hive.agents.names)]
+    removed = await trio.to_thread.run_sync(agent_files.vacuum_all, states, cutoffs)
+    for path, count in removed.items():
+        log.info("vacuum file=%s removed=%d", path, count)
 
 
 async def _watchdog(interval: float) -> None:

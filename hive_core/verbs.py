@@ -16,7 +16,10 @@ from hive_wire.errors import BadRequest
 
 from .clock import rfc3339
 from .rpc import Feed, Handler
+from .store.approvals import ApprovalRow
 from .store.messages import Row
+from .store.questions import QuestionRow
+from .store.reminders import ReminderRow
 
 if TYPE_CHECKING:
     from .daemon import Hive
@@ -84,11 +87,13 @@ async def list_agents(hive: Hive, caller: str, req: rq.List) -> rs.AgentList:
 
 async def agent_status(hive: Hive, caller: str, req: rq.AgentStatus) -> rs.AgentStatuses:
     rows = await hive.agents.status_rows()
+    reminders = await hive.reminders.pending_counts()
     return rs.AgentStatuses(
         agent_statuses=[
             rs.AgentStatusRow(
                 name=r["name"], running=r["running"], failed=False, needs_update=False,
-                needs_login=False, pending_reminders=0, paused=r["paused"],
+                needs_login=False, pending_reminders=reminders.get(str(r["name"]), 0),
+                paused=r["paused"],
                 status_text=r["status_text"], status_set_at=r["status_set_at"],
                 last_turn_at=r["last_turn_at"],
             )
@@ -157,6 +162,109 @@ async def stats(hive: Hive, caller: str, req: rq.Stats) -> rs.Stats:
     )
 
 
+# --- approvals -------------------------------------------------------------------------------
+def _approval(a: ApprovalRow) -> rs.Approval:
+    return rs.Approval(
+        id=a.id, agent=a.agent, kind=a.kind, commit_ref=a.commit_ref, fetched_sha=a.fetched_sha,
+        requested_at=rfc3339(a.requested_at) or "", status=a.status,
+        resolved_at=rfc3339(a.resolved_at), note=a.note, description=a.description,
+    )
+
+
+async def pending(hive: Hive, caller: str, req: rq.Pending) -> rs.Approvals:
+    return rs.Approvals(approvals=[_approval(a) for a in await hive.approvals.listing()])
+
+
+async def approve(hive: Hive, caller: str, req: rq.Approve) -> rs.Ok:
+    await hive.approvals.approve(req.id)
+    return rs.Ok()
+
+
+async def deny(hive: Hive, caller: str, req: rq.Deny) -> rs.Ok:
+    await hive.approvals.deny(req.id, req.note)
+    return rs.Ok()
+
+
+async def request_spawn(hive: Hive, caller: str, req: rq.RequestSpawn) -> rs.IdResult:
+    row = await hive.approvals.request_spawn(
+        req.name, caller, req.description, hive.agents.is_agent(req.name))
+    return rs.IdResult(id=row.id)
+
+
+# --- questions -------------------------------------------------------------------------------
+def _question(q: QuestionRow) -> rs.Question:
+    return rs.Question(
+        id=q.id, asker=q.asker, to=q.target or "operator", question=q.question,
+        options=q.options, multi=q.multi, asked_at=rfc3339(q.asked_at) or "",
+        deadline=rfc3339(q.deadline), answer=q.answer, answerer=q.answerer,
+        answered_at=rfc3339(q.answered_at),
+    )
+
+
+async def ask(hive: Hive, caller: str, req: rq.Ask) -> rs.IdResult:
+    row = await hive.questions.ask(caller, req.question, req.options, req.multi,
+                                   req.ttl_seconds, req.to)
+    return rs.IdResult(id=row.id)
+
+
+async def answer(hive: Hive, caller: str, req: rq.Answer) -> rs.Ok:
+    await hive.questions.answer(req.id, req.answer, caller)
+    return rs.Ok()
+
+
+async def questions(hive: Hive, caller: str, req: rq.Questions) -> rs.Questions:
+    return rs.Questions(questions=[_question(q) for q in await hive.questions.for_operator()])
+
+
+async def cancel_question(hive: Hive, caller: str, req: rq.CancelQuestion) -> rs.Ok:
+    await hive.questions.cancel(req.id, caller)
+    return rs.Ok()
+
+
+# --- reminders -------------------------------------------------------------------------------
+def _reminder(r: ReminderRow) -> rs.Reminder:
+    return rs.Reminder(
+        id=r.id, agent=r.agent, message=r.message, file_path=r.file_path,
+        due_at=rfc3339(r.due_at) or "", status=r.status, attempts=r.attempts,
+        last_error=r.last_error,
+    )
+
+
+async def remind(hive: Hive, caller: str, req: rq.Remind) -> rs.IdResult:
+    row = await hive.reminders.remind(caller, req.message, req.delay_seconds,
+                                      req.at_unix_timestamp, req.file_path)
+    return rs.IdResult(id=row.id)
+
+
+async def count_pending_reminders(hive: Hive, caller: str,
+                                  req: rq.CountPendingReminders) -> rs.Count:
+    return rs.Count(count=await hive.reminders.count_pending(caller))
+
+
+async def reminders(hive: Hive, caller: str, req: rq.Reminders) -> rs.Reminders:
+    return rs.Reminders(reminders=[_reminder(r) for r in await hive.reminders.open_rows()])
+
+
+async def retry_reminder(hive: Hive, caller: str, req: rq.RetryReminder) -> rs.Ok:
+    await hive.reminders.retry(req.id)
+    return rs.Ok()
+
+
+# --- loose ends ------------------------------------------------------------------------------
+async def get_loose_ends(hive: Hive, caller: str, req: rq.GetLooseEnds) -> rs.LooseEnds:
+    ends = await hive.loose_ends.list(None if caller == "manager" else caller)
+    return rs.LooseEnds(loose_ends=[
+        rs.LooseEnd(kind=e.kind, id=e.id, agent=e.agent, status=e.status, summary=e.summary,
+                    since=e.since)
+        for e in ends
+    ])
+
+
+async def cancel_loose_end(hive: Hive, caller: str, req: rq.CancelLooseEnd) -> rs.Ok:
+    await hive.loose_ends.cancel(caller, req.kind, req.id)
+    return rs.Ok()
+
+
 AGENT: dict[str, Handler] = {
     "whoami": whoami,
     "send": send,
@@ -167,12 +275,20 @@ AGENT: dict[str, Handler] = {
     "recent": recent,
     "wake": wake,
     "set_status": set_status,
+    "ask": ask,
+    "answer": answer,
+    "remind": remind,
+    "count_pending_reminders": count_pending_reminders,
+    "get_loose_ends": get_loose_ends,
+    "cancel_loose_end": cancel_loose_end,
 }
 
 MANAGER: dict[str, Handler] = {
     **AGENT,
     "list": list_agents,
     "agent_status": agent_status,
+    "pending": pending,
+    "request_spawn": request_spawn,
 }
 
 HOST: dict[str, Handler] = {
@@ -187,4 +303,13 @@ HOST: dict[str, Handler] = {
     "drop_dead": drop_dead,
     "subscribe_events": subscribe_events,
     "stats": stats,
+    "pending": pending,
+    "approve": approve,
+    "deny": deny,
+    "request_spawn": request_spawn,
+    "questions": questions,
+    "answer": answer,
+    "cancel_question": cancel_question,
+    "reminders": reminders,
+    "retry_reminder": retry_reminder,
 }

@@ -179,3 +179,57 @@ class Stats:
     operations: int
     agents: int
     pending_messages: int
+
+
+@frozen
+class Question:
+    id: int
+    asker: str
+    to: str
+    question: str
+    options: list[str] | None = None
+    multi: bool
+    asked_at: str
+    deadline: str | None = None
+    answer: str | None = None
+    answerer: str | None = None
+    answered_at: str | None = None
+
+
+@frozen
+class Questions:
+    questions: list[Question]
+
+
+@frozen
+class Reminder:
+    id: int
+    agent: str
+    message: str
+    file_path: str | None = None
+    due_at: str
+    status: str
+    attempts: int
+    last_error: str | None = None
+
+
+@frozen
+class Reminders:
+    reminders: list[Reminder]
+
+
+@frozen
+class LooseEnd:
+    """One open item of an agent: `kind` is `approval`, `question` or `reminder`."""
+
+    kind: str
+    id: int
+    agent: str
+    status: str
+    summary: str
+    since: str
+
+
+@frozen
+class LooseEnds:
+    loose_ends: list[LooseEnd]

@@ -68,8 +68,66 @@ def _v1_broker_and_agents(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v2_queues(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS approvals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            agent TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            commit_ref TEXT NOT NULL DEFAULT '',
+            fetched_sha TEXT,
+            description TEXT,
+            requested_by TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            requested_at REAL NOT NULL,
+            resolved_at REAL,
+            note TEXT
+        )"""
+    )
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS approvals_pending ON approvals(id) WHERE status = 'pending'"
+    )
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS questions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            asker TEXT NOT NULL,
+            target TEXT,
+            question TEXT NOT NULL,
+            options TEXT,
+            multi INTEGER NOT NULL DEFAULT 0,
+            asked_at REAL NOT NULL,
+            deadline REAL,
+            answer TEXT,
+            answerer TEXT,
+            answered_at REAL
+        )"""
+    )
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS questions_open ON questions(deadline) WHERE answer IS NULL"
+    )
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS reminders (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            agent TEXT NOT NULL,
+            message TEXT NOT NULL,
+            file_path TEXT,
+            created_at REAL NOT NULL,
+            due_at REAL NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            delivered_at REAL
+        )"""
+    )
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS reminders_due ON reminders(due_at) WHERE status = 'pending'"
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS reminders_agent ON reminders(agent, status)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_broker_and_agents,
+    _v2_queues,
 ]
 
 LATEST = len(MIGRATIONS)

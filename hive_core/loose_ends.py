@@ -1,0 +1,70 @@
+"""Loose ends: one view of what is still open for an agent (or, for the manager, the hive):
+pending approvals, open questions it asked or was asked, its pending and parked reminders.
+
+An agent may cancel only what it owns (questions it asked, its reminders); the manager may
+cancel anything, including withdrawing a pending approval.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from hive_wire.errors import BadRequest, Forbidden, NotFound
+
+from .approvals import Approvals
+from .broker import MANAGER, OPERATOR
+from .clock import rfc3339
+from .questions import Questions
+from .reminders import Reminders
+
+KINDS = ("approval", "question", "reminder")
+
+
+@attrs.frozen
+class LooseEnd:
+    kind: str
+    id: int
+    agent: str
+    status: str
+    summary: str
+    since: str
+
+
+class LooseEnds:
+    def __init__(self, approvals: Approvals, questions: Questions, reminders: Reminders) -> None:
+        self.approvals = approvals
+        self.questions = questions
+        self.reminders = reminders
+
+    async def list(self, agent: str | None) -> list[LooseEnd]:
+        """`agent=None`: the whole hive."""
+        out: list[LooseEnd] = []
+        for a in await self.approvals.pending_for(agent):
+            out.append(LooseEnd("approval", a.id, a.agent, a.status,
+                                f"{a.kind} {a.commit_ref}".strip(), rfc3339(a.requested_at) or ""))
+        for q in await self.questions.open_involving(agent):
+            who = q.asker if agent is None or q.asker == agent else q.target or OPERATOR
+            status = "asked" if agent is None or q.asker == agent else "to_answer"
+            out.append(LooseEnd("question", q.id, who, status, q.question[:200],
+                                rfc3339(q.asked_at) or ""))
+        for r in await self.reminders.open_rows(agent):
+            out.append(LooseEnd("reminder", r.id, r.agent, r.status, r.message[:200],
+                                rfc3339(r.created_at) or ""))
+        return out
+
+    async def cancel(self, caller: str, kind: str, item_id: int) -> None:
+        if kind not in KINDS:
+            raise BadRequest(f"kind: must be one of {', '.join(KINDS)}")
+        if kind == "question":
+            await self.questions.cancel(item_id, caller)
+        elif kind == "reminder":
+            row = await self.reminders.get(item_id)
+            if row is None:
+                raise NotFound(f"no reminder with id {item_id}")
+            if caller != MANAGER and row.agent != caller:
+                raise Forbidden(f"reminder {item_id} is not {caller}'s")
+            await self.reminders.cancel(item_id)
+        else:
+            if caller != MANAGER:
+                raise Forbidden("only the manager may withdraw an approval request")
+            await self.approvals.cancel(item_id, caller)
