@@ -52,7 +52,7 @@ class Approvals:
         row: ApprovalRow = await self.store.run(
             sql.insert, agent, kind, commit_ref, fetched_sha, description, requested_by, now()
         )
-        self.events.publish("approval_added", id=row.id, agent=agent, kind=kind)
+        self.events.publish("approval_added", id=row.id, agent=agent, approval_kind=kind)
         return row
 
     async def request_spawn(self, name: str, requested_by: str,
@@ -123,7 +123,7 @@ class Approvals:
         return resolved
 
     async def _resolved(self, row: ApprovalRow, **extra: str) -> None:
-        self.events.publish("approval_resolved", id=row.id, agent=row.agent, kind=row.kind,
+        self.events.publish("approval_resolved", id=row.id, agent=row.agent, approval_kind=row.kind,
                             status=row.status, note=row.note)
         await self.broker.notify(
             MANAGER, "approval_resolved", id=row.id, agent=row.agent, status=row.status,

@@ -79,6 +79,8 @@ def _stream(path: str, request: dict[str, Any]) -> Iterable[dict[str, Any]]:
                     yield check_answer(json.loads(line))
                 except WireError as e:
                     _die(EXIT_REFUSED, f"{e} [{e.code}]")
+            if buf.overflow is not None:
+                _die(EXIT_REFUSED, str(buf.overflow))
 
 
 def _table(rows: list[list[str]], header: list[str]) -> None:

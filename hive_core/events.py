@@ -59,7 +59,7 @@ class EventChannel:
         self._recent: deque[Event] = deque(maxlen=history)
         self._subs: set[Subscriber] = set()
 
-    def publish(self, kind: str, **fields: Any) -> Event:
+    def publish(self, kind: str, /, **fields: Any) -> Event:
         self.seq += 1
         event: Event = {"seq": self.seq, "kind": kind, "at": rfc3339(now()), **fields}
         self._recent.append(event)

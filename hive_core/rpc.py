@@ -33,7 +33,7 @@ import trio
 
 from hive_wire.codec import LineBuffer, decode_line, encode_line
 from hive_wire.convert import decode_request, error_envelope, ok_envelope
-from hive_wire.errors import Forbidden, Internal, LineTooLong, UnknownCommand, WireError
+from hive_wire.errors import Forbidden, Internal, WireError
 
 log = logging.getLogger("hive_core.rpc")
 
@@ -171,27 +171,22 @@ class SocketServer:
             data = await stream.receive_some(65536)
             if not data:
                 return
-            try:
-                lines = buf.feed(data)
-            except LineTooLong as e:
-                await stream.send_all(encode_line(error_envelope(e)))
-                return
-            for line in lines:
+            for line in buf.feed(data):
                 answer = await self._answer(surface, line)
                 if isinstance(answer, Feed):
                     await stream.send_all(encode_line(ok_envelope(answer.ack)))
                     await self._feed(stream, answer)
                     return
                 await stream.send_all(encode_line(answer))
+            if buf.overflow is not None:
+                await stream.send_all(encode_line(error_envelope(buf.overflow)))
+                return
 
     async def _answer(self, surface: Surface, line: bytes) -> dict[str, Any] | Feed:
         cmd = "?"
         try:
-            cmd, request = decode_request(decode_line(line))
-            handler = surface.handlers.get(cmd)
-            if handler is None:
-                raise UnknownCommand(f"unknown command {cmd!r} on the {surface.role} socket")
-            result = await handler(self.hive, surface.caller, request)
+            cmd, request = decode_request(decode_line(line), surface.handlers)
+            result = await surface.handlers[cmd](self.hive, surface.caller, request)
             if isinstance(result, Feed):
                 return result
             return ok_envelope(result)

@@ -48,5 +48,7 @@ def call_sync(path: str, request: Any, timeout: float | None = None) -> dict[str
             if not data:
                 raise EOFError("the daemon closed the connection without an answer")
             lines = buf.feed(data)
+            if not lines and buf.overflow is not None:
+                raise buf.overflow
             if lines:
                 return check_answer(json.loads(lines[0]))

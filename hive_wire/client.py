@@ -38,6 +38,8 @@ class Connection:
             if not data:
                 raise EOFError("the daemon closed the connection")
             self._lines.extend(self._buf.feed(data))
+            if not self._lines and self._buf.overflow is not None:
+                raise self._buf.overflow
         return decode_line(self._lines.pop(0))
 
     async def call(self, request: Any) -> dict[str, Any]:

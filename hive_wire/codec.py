@@ -3,8 +3,9 @@
 Rules kept here:
 - one JSON object per line, UTF-8, `\\n`-terminated (a trailing `\\r` is JSON whitespace and is
   accepted);
-- a line longer than `limit` bytes raises `LineTooLong`: the caller answers it and closes, since
-  the rest of that line cannot be resynchronised cheaply;
+- a line longer than `limit` bytes sets `LineBuffer.overflow` (a `LineTooLong`): the caller answers
+  the lines before it, then the overflow, and closes, since the rest of that line cannot be
+  resynchronised cheaply;
 - every other malformed line raises `BadJson` and the stream stays usable: invalid UTF-8, invalid
   JSON, a non-object, nesting deeper than `MAX_DEPTH`, integers longer than `MAX_INT_DIGITS`,
   `NaN`/`Infinity`, lone surrogates and NUL characters;
@@ -14,6 +15,7 @@ Rules kept here:
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from .errors import BadJson, LineTooLong
@@ -25,14 +27,22 @@ MAX_INT_DIGITS = 20
 
 
 class LineBuffer:
-    """Accumulates received bytes and hands out complete lines (without the `\\n`)."""
+    """Accumulates received bytes and hands out complete lines (without the `\\n`).
+
+    `feed` returns every complete line; when the data also holds (or starts) a line over the
+    limit, `overflow` is set after the lines before it were returned: answer those, then the
+    overflow, then close.
+    """
 
     def __init__(self, limit: int = DEFAULT_LINE_LIMIT) -> None:
         self.limit = limit
+        self.overflow: LineTooLong | None = None
         self._buf = bytearray()
         self._scan_from = 0
 
     def feed(self, data: bytes) -> list[bytes]:
+        if self.overflow is not None:
+            return []
         self._buf += data
         lines: list[bytes] = []
         start = 0
@@ -41,7 +51,9 @@ class LineBuffer:
             if nl < 0:
                 break
             if nl - start > self.limit:
-                raise LineTooLong(f"request line longer than {self.limit} bytes")
+                self.overflow = LineTooLong(f"request line longer than {self.limit} bytes")
+                self._buf.clear()
+                return lines
             lines.append(bytes(self._buf[start:nl]))
             start = nl + 1
             self._scan_from = start
@@ -49,7 +61,8 @@ class LineBuffer:
             del self._buf[:start]
         self._scan_from = len(self._buf)
         if len(self._buf) > self.limit:
-            raise LineTooLong(f"request line longer than {self.limit} bytes")
+            self.overflow = LineTooLong(f"request line longer than {self.limit} bytes")
+            self._buf.clear()
         return lines
 
     @property
@@ -68,7 +81,16 @@ def _parse_constant(name: str) -> Any:
     raise BadJson(f"{name} is not valid JSON")
 
 
-_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_constant=_parse_constant)
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise BadJson(f"number {text[:40]} is out of range")
+    return value
+
+
+_DECODER = json.JSONDecoder(
+    parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant
+)
 
 
 def _check(value: Any, depth: int) -> None:

@@ -11,11 +11,12 @@ Rules kept here:
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any, get_args, get_origin
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.gen import make_dict_structure_fn, override
 
 from . import requests
 from .codec import WIRE_VERSION
@@ -103,12 +104,24 @@ def _make_converter() -> cattrs.Converter:
         return hook
 
     conv.register_structure_hook_factory(attrs.has, attrs_factory)
-    conv.register_unstructure_hook_factory(
-        attrs.has,
-        lambda cls: make_dict_unstructure_fn(
-            cls, conv, _cattrs_omit_if_default=True, **renames(cls)
-        ),
-    )
+    def unstructure_factory(cls: type) -> Any:
+        # Attribute order is key order; a field is left out only when it is None and its
+        # default is None (cattrs' own omit-if-default would reorder and drop other defaults).
+        plan = [(a.name, a.name[:-1] if a.name.endswith("_") else a.name, a.default is None)
+                for a in attrs.fields(cls)]
+
+        def hook(obj: Any) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for name, key, optional in plan:
+                value = getattr(obj, name)
+                if value is None and optional:
+                    continue
+                out[key] = conv.unstructure(value)
+            return out
+
+        return hook
+
+    conv.register_unstructure_hook_factory(attrs.has, unstructure_factory)
     return conv
 
 
@@ -118,8 +131,15 @@ converter = _make_converter()
 def _describe(err: BaseException, cmd: str) -> str:
     if isinstance(err, cattrs.ClassValidationError):
         parts = cattrs.transform_error(err, path=cmd, format_exception=_format_exc)
-        return "; ".join(f"{where}: {what}" for what, _, where in (p.rpartition(" @ ") for p in parts))
+        return "; ".join(
+            f"{_wire_path(where)}: {what}" for what, _, where in (p.rpartition(" @ ") for p in parts)
+        )
     return f"{cmd}: {err}"
+
+
+def _wire_path(path: str) -> str:
+    """`wake.from_` → `wake.from`: the path as the client wrote it."""
+    return ".".join(p[:-1] if p.endswith("_") else p for p in path.split("."))
 
 
 def _format_exc(exc: BaseException, type_: Any) -> str:
@@ -128,14 +148,24 @@ def _format_exc(exc: BaseException, type_: Any) -> str:
     return str(exc)
 
 
-def decode_request(obj: dict[str, Any]) -> tuple[str, Any]:
-    """A decoded JSON object to (verb, request instance), or `BadRequest`/`UnknownCommand`."""
+def request_verb(obj: dict[str, Any], served: Container[str] | None = None) -> str:
+    """The verb of a decoded request, or `BadRequest`/`UnknownCommand` (also for a verb not in
+    `served`, before its fields are looked at)."""
     cmd = obj.get("cmd")
     if not isinstance(cmd, str):
         raise BadRequest("request needs a string field `cmd` naming the verb")
-    cls = requests.VERBS.get(cmd)
-    if cls is None:
-        raise UnknownCommand(f"unknown command {cmd!r}")
+    if cmd not in requests.VERBS or (served is not None and cmd not in served):
+        where = "" if served is None or cmd not in requests.VERBS else " on this socket"
+        raise UnknownCommand(f"unknown command {cmd[:64]!r}{where}")
+    return cmd
+
+
+def decode_request(
+    obj: dict[str, Any], served: Container[str] | None = None
+) -> tuple[str, Any]:
+    """A decoded JSON object to (verb, request instance), or `BadRequest`/`UnknownCommand`."""
+    cmd = request_verb(obj, served)
+    cls = requests.VERBS[cmd]
     try:
         return cmd, converter.structure(obj, cls)
     except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as e:
