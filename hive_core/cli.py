@@ -269,6 +269,126 @@ def stats(socket_path: str | None, as_json: bool) -> None:
     _out(as_json, answer, lambda a: [click.echo(f"{k}: {v}") for k, v in a.items()])
 
 
+# --- approvals, questions, reminders ---------------------------------------------------------
+@main.command("request-spawn")
+@click.argument("name")
+@click.option("--description", default=None, help="Why (shown to the approver).")
+@socket_option
+@json_option
+def request_spawn(name: str, description: str | None, socket_path: str | None,
+                  as_json: bool) -> None:
+    """Queue a spawn of NAME for approval."""
+    req: dict[str, Any] = {"cmd": "request_spawn", "name": name}
+    if description:
+        req["description"] = description
+    answer = _call(socket_path or _default_socket(), req)
+    _out(as_json, answer, lambda a: click.echo(f"approval {a['id']} queued"))
+
+
+@main.command()
+@click.option("--all", "show_all", is_flag=True, help="Include resolved approvals.")
+@socket_option
+@json_option
+def pending(show_all: bool, socket_path: str | None, as_json: bool) -> None:
+    """List the approvals waiting for the operator."""
+    answer = _call(socket_path or _default_socket(), {"cmd": "pending"})
+
+    def human(a: dict[str, Any]) -> None:
+        rows = [[str(r["id"]), r["kind"], r["agent"], r["status"], r["requested_at"],
+                 r.get("note") or r.get("description") or ""]
+                for r in a["approvals"] if show_all or r["status"] == "pending"]
+        _table(rows, ["ID", "KIND", "AGENT", "STATUS", "REQUESTED", "NOTE"])
+
+    _out(as_json, answer, human)
+
+
+@main.command()
+@click.argument("approval_id", type=int)
+@socket_option
+@json_option
+def approve(approval_id: int, socket_path: str | None, as_json: bool) -> None:
+    """Approve approval ID (runs its action now)."""
+    answer = _call(socket_path or _default_socket(), {"cmd": "approve", "id": approval_id})
+    _out(as_json, answer, lambda a: click.echo(f"approved {approval_id}"))
+
+
+@main.command()
+@click.argument("approval_id", type=int)
+@click.option("--note", default=None, help="The reason, told to the requester.")
+@socket_option
+@json_option
+def deny(approval_id: int, note: str | None, socket_path: str | None, as_json: bool) -> None:
+    """Deny approval ID."""
+    req: dict[str, Any] = {"cmd": "deny", "id": approval_id}
+    if note is not None:
+        req["note"] = note
+    answer = _call(socket_path or _default_socket(), req)
+    _out(as_json, answer, lambda a: click.echo(f"denied {approval_id}"))
+
+
+@main.command()
+@socket_option
+@json_option
+def questions(socket_path: str | None, as_json: bool) -> None:
+    """List the open questions addressed to the operator."""
+    answer = _call(socket_path or _default_socket(), {"cmd": "questions"})
+
+    def human(a: dict[str, Any]) -> None:
+        rows = [[str(q["id"]), q["asker"], q["question"][:60],
+                 "/".join(q.get("options") or []), q.get("deadline", "")]
+                for q in a["questions"]]
+        _table(rows, ["ID", "ASKER", "QUESTION", "OPTIONS", "DEADLINE"])
+
+    _out(as_json, answer, human)
+
+
+@main.command()
+@click.argument("question_id", type=int)
+@click.argument("text")
+@socket_option
+@json_option
+def answer(question_id: int, text: str, socket_path: str | None, as_json: bool) -> None:
+    """Answer question ID with TEXT."""
+    reply = _call(socket_path or _default_socket(),
+                  {"cmd": "answer", "id": question_id, "answer": text})
+    _out(as_json, reply, lambda a: click.echo(f"answered {question_id}"))
+
+
+@main.command("cancel-question")
+@click.argument("question_id", type=int)
+@socket_option
+@json_option
+def cancel_question(question_id: int, socket_path: str | None, as_json: bool) -> None:
+    """Cancel question ID (the asker is told)."""
+    reply = _call(socket_path or _default_socket(), {"cmd": "cancel_question", "id": question_id})
+    _out(as_json, reply, lambda a: click.echo(f"cancelled {question_id}"))
+
+
+@main.command()
+@socket_option
+@json_option
+def reminders(socket_path: str | None, as_json: bool) -> None:
+    """List pending and parked reminders."""
+    answer = _call(socket_path or _default_socket(), {"cmd": "reminders"})
+
+    def human(a: dict[str, Any]) -> None:
+        rows = [[str(r["id"]), r["agent"], r["status"], r["due_at"], str(r["attempts"]),
+                 r.get("last_error") or r["message"][:60]] for r in a["reminders"]]
+        _table(rows, ["ID", "AGENT", "STATUS", "DUE", "ATTEMPTS", "MESSAGE / ERROR"])
+
+    _out(as_json, answer, human)
+
+
+@main.command("retry-reminder")
+@click.argument("reminder_id", type=int)
+@socket_option
+@json_option
+def retry_reminder(reminder_id: int, socket_path: str | None, as_json: bool) -> None:
+    """Put reminder ID back to pending, due now, with its attempts reset."""
+    reply = _call(socket_path or _default_socket(), {"cmd": "retry_reminder", "id": reminder_id})
+    _out(as_json, reply, lambda a: click.echo(f"retrying {reminder_id}"))
+
+
 # --- the agent side -----------------------------------------------------------------------
 def _agent_socket() -> str:
     path = os.environ.get("HIVE_AGENT_SOCKET")
@@ -338,6 +458,69 @@ def agent_whoami(as_json: bool) -> None:
     """The name and role this socket speaks for."""
     _out(as_json, _call(_agent_socket(), {"cmd": "whoami"}),
          lambda a: click.echo(f"{a['name']} ({a['role']})"))
+
+
+@agent.command("ask")
+@click.argument("question")
+@click.option("--to", default=None, help="An agent or `manager` (default: the operator).")
+@click.option("--option", "options", multiple=True, help="A possible answer (repeatable).")
+@click.option("--multi", is_flag=True, help="Several options may be chosen.")
+@click.option("--ttl", type=click.IntRange(1), default=None, help="Seconds before it expires.")
+@json_option
+def agent_ask(question: str, to: str | None, options: tuple[str, ...], multi: bool,
+              ttl: int | None, as_json: bool) -> None:
+    """Ask QUESTION; the answer arrives in the inbox as `question_answered`."""
+    req: dict[str, Any] = {"cmd": "ask", "question": question, "multi": multi}
+    if to:
+        req["to"] = to
+    if options:
+        req["options"] = list(options)
+    if ttl is not None:
+        req["ttl_seconds"] = ttl
+    _out(as_json, _call(_agent_socket(), req), lambda a: click.echo(f"question {a['id']}"))
+
+
+@agent.command("answer")
+@click.argument("question_id", type=int)
+@click.argument("text")
+@json_option
+def agent_answer(question_id: int, text: str, as_json: bool) -> None:
+    """Answer question ID (addressed to this agent)."""
+    _out(as_json, _call(_agent_socket(), {"cmd": "answer", "id": question_id, "answer": text}),
+         lambda a: click.echo(f"answered {question_id}"))
+
+
+@agent.command("remind")
+@click.argument("message")
+@click.option("--in", "delay", type=click.IntRange(0), default=None, help="Seconds from now.")
+@click.option("--at", "at", type=click.IntRange(0), default=None, help="A unix timestamp.")
+@click.option("--file", "file_path", default=None, help="A file in the state dir to point at.")
+@json_option
+def agent_remind(message: str, delay: int | None, at: int | None, file_path: str | None,
+                 as_json: bool) -> None:
+    """Have MESSAGE delivered back (from `reminder`) later."""
+    req: dict[str, Any] = {"cmd": "remind", "message": message}
+    if delay is not None:
+        req["delay_seconds"] = delay
+    if at is not None:
+        req["at_unix_timestamp"] = at
+    if file_path is not None:
+        req["file_path"] = file_path
+    _out(as_json, _call(_agent_socket(), req), lambda a: click.echo(f"reminder {a['id']}"))
+
+
+@agent.command("loose-ends")
+@json_option
+def agent_loose_ends(as_json: bool) -> None:
+    """What is still open for this agent (the whole hive for the manager)."""
+    answer = _call(_agent_socket(), {"cmd": "get_loose_ends"})
+
+    def human(a: dict[str, Any]) -> None:
+        rows = [[e["kind"], str(e["id"]), e["agent"], e["status"], e["summary"][:60]]
+                for e in a["loose_ends"]]
+        _table(rows, ["KIND", "ID", "AGENT", "STATUS", "SUMMARY"])
+
+    _out(as_json, answer, human)
 
 
 @agent.command("echo")
