@@ -38,22 +38,26 @@ WAIT_CAP = 180
 PREVIEW = 200
 
 
-def _bury(conn: sqlite3.Connection, dead: list[sql.DeadRow], at: float) -> list[int]:
-    """Tell the manager about each dead row, in the same transaction that killed it."""
+def _bury(
+    conn: sqlite3.Connection, dead: list[sql.DeadRow], at: float
+) -> list[tuple[int, str]]:
+    """Tell the manager about each dead row, in the same transaction that killed it; the notes'
+    (id, body)."""
     notes = []
     for row in dead:
         body = helper_events.body(
             "message_dead", id=row.id, to=row.recipient, **{"from": row.sender},
             deliveries=row.deliveries,
         )
-        notes += sql.insert(conn, [MANAGER], helper_events.SYSTEM, body, at)
+        (note_id,) = sql.insert(conn, [MANAGER], helper_events.SYSTEM, body, at)
+        notes.append((note_id, body))
     return notes
 
 
 def _requeue_job(
     conn: sqlite3.Connection, who: str | None, at: float, max_deliveries: int,
     leased_before: float | None,
-) -> tuple[dict[str, list[int]], list[sql.DeadRow], list[int]]:
+) -> tuple[dict[str, list[int]], list[sql.DeadRow], list[tuple[int, str]]]:
     requeued, dead = sql.requeue(conn, who, at, max_deliveries, leased_before)
     return requeued, dead, _bury(conn, dead, at)
 
@@ -170,22 +174,26 @@ class Broker:
 
     async def recv(
         self, who: str, max_: int = 1, wait_seconds: float = 0, *, ack: bool = False
-    ) -> list[sql.Row]:
+    ) -> tuple[list[sql.Row], float]:
+        """Pop up to `max_` rows (long-polling up to `wait_seconds` for the first); the rows and
+        the pop's timestamp, which `unpop` needs if the answer cannot be handed over."""
         if max_ < 0:
             raise BadRequest("max: must not be negative")
         if wait_seconds < 0:
             raise BadRequest("wait_seconds: must not be negative")
         limit = min(max_, RECV_MAX_CAP)
         if limit == 0:
-            return []
+            return [], 0.0
         deadline = trio.current_time() + min(wait_seconds, WAIT_CAP)
         while True:
             version = self._versions.get(who, 0)
-            rows: list[sql.Row] = await self.store.run(_pop_job, who, limit, now(), ack)
+            at = now()
+            with trio.CancelScope(shield=True):  # what a committed pop returns is never dropped
+                rows: list[sql.Row] = await self.store.run(_pop_job, who, limit, at, ack)
             if rows:
                 break
             if trio.current_time() >= deadline:
-                return []
+                return [], at
             if self._versions.get(who, 0) == version:
                 lot = self._lots.setdefault(who, trio.lowlevel.ParkingLot())
                 try:
@@ -198,8 +206,16 @@ class Broker:
         self.events.publish("delivered", to=who, ids=ids)
         if ack:
             self.events.publish("acked", to=who, ids=ids)
-        return rows
+        return rows, at
 
+    async def unpop(self, who: str, rows: list[sql.Row], popped_at: float) -> None:
+        """Put back rows whose answer never reached the client (it hung up while waiting)."""
+        ids = [r.id for r in rows]
+        with trio.CancelScope(shield=True):
+            back = await self.store.run(sql.unpop, who, ids, popped_at)
+        if back:
+            self._wake(who)
+            self.events.publish("requeued", to=who, ids=ids)
     async def ack_turn(self, who: str, ids: list[int] | None) -> tuple[int, int | None]:
         """Ack in-flight rows; (acked, ignored) where ignored is None for a bare ack."""
         acked = await self.store.run(_ack_job, who, ids, now())
@@ -227,8 +243,8 @@ class Broker:
                 "message_dead", id=row.id, to=row.recipient, **{"from": row.sender},
                 deliveries=row.deliveries,
             )
-        if notes:
-            self._wake(MANAGER)
+        for note_id, body in notes:
+            self.announce(helper_events.SYSTEM, [MANAGER], [note_id], body)
         return sum(len(ids) for ids in requeued.values())
 
     async def unread(self, who: str) -> int:

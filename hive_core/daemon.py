@@ -1,7 +1,8 @@
 """`serve()`: the daemon. It owns every task in one nursery.
 
-Start-up order: directories, database (opened and migrated), the agent registry, the host and
-manager sockets, every known agent's socket and process, the background tasks; then `READY=1`.
+Start-up order: directories, database (opened and migrated), the agent registry, the manager
+socket, every known agent's socket and process, the host socket (so a client that reaches it finds
+everything else up), then `READY=1` and the background tasks.
 Shutdown (`Hive.shutdown()`, which SIGTERM/SIGINT call): stop accepting and cancel requests in
 flight, stop the agents (unless configured to leave them), cancel the background tasks, close the
 database, remove the socket files.
@@ -134,10 +135,6 @@ async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nurse
 
     backend.attach(nursery, on_exit)
     rows = await agents.load()
-    await server.listen(
-        nursery, paths.host_socket, Surface("host", OPERATOR, verbs.HOST), mode=0o660,
-        group=admin_gid(config.admin_group),
-    )
     await server.listen(nursery, paths.manager_socket, Surface("manager", MANAGER, verbs.MANAGER))
     await agents.reopen(rows)
     for row in rows:
@@ -145,6 +142,11 @@ async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nurse
             await backend.start(agents.spec(row.name, row.command))
         except Exception as e:  # one agent that cannot start must not stop the daemon
             log.error("cannot start agent name=%s error=%s", row.name, e)
+    # The host socket last: once it answers, every other socket is there too.
+    await server.listen(
+        nursery, paths.host_socket, Surface("host", OPERATOR, verbs.HOST), mode=0o660,
+        group=admin_gid(config.admin_group),
+    )
     pending = await broker.pending_total()
     sdnotify.notify("READY=1", f"STATUS={len(rows)} agents, {pending} messages pending")
     nursery.start_soon(_maintenance, hive)

@@ -49,6 +49,14 @@ class Feed:
 
 
 @attrs.frozen
+class Undoable:
+    """A verb's answer with what to do if it cannot be written to the client (it hung up)."""
+
+    result: Any
+    undo: Callable[[], Awaitable[None]]
+
+
+@attrs.frozen
 class Surface:
     role: str  # "host" | "manager" | "agent"
     caller: str  # the principal every request on this socket is from
@@ -177,17 +185,26 @@ class SocketServer:
                     await stream.send_all(encode_line(ok_envelope(answer.ack)))
                     await self._feed(stream, answer)
                     return
+                if isinstance(answer, Undoable):
+                    try:
+                        await stream.send_all(encode_line(ok_envelope(answer.result)))
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        await answer.undo()
+                        raise
+                    continue
                 await stream.send_all(encode_line(answer))
             if buf.overflow is not None:
                 await stream.send_all(encode_line(error_envelope(buf.overflow)))
                 return
 
-    async def _answer(self, surface: Surface, line: bytes) -> dict[str, Any] | Feed:
+    async def _answer(
+        self, surface: Surface, line: bytes
+    ) -> dict[str, Any] | Feed | Undoable:
         cmd = "?"
         try:
             cmd, request = decode_request(decode_line(line), surface.handlers)
             result = await surface.handlers[cmd](self.hive, surface.caller, request)
-            if isinstance(result, Feed):
+            if isinstance(result, Feed | Undoable):
                 return result
             return ok_envelope(result)
         except WireError as e:

@@ -15,7 +15,7 @@ from hive_wire import responses as rs
 from hive_wire.errors import BadRequest
 
 from .clock import rfc3339
-from .rpc import Feed, Handler
+from .rpc import Feed, Handler, Undoable
 from .store.approvals import ApprovalRow
 from .store.messages import Row
 from .store.questions import QuestionRow
@@ -50,8 +50,18 @@ async def whoami(hive: Hive, caller: str, req: rq.Whoami) -> rs.Whoami:
     return rs.Whoami(name=caller, role="manager" if caller == "manager" else "agent")
 
 
-async def recv(hive: Hive, caller: str, req: rq.Recv) -> rs.Messages:
-    return _delivered(await hive.broker.recv(caller, req.max, req.wait_seconds))
+async def _pop(hive: Hive, caller: str, max_: int, wait: int, ack: bool) -> Undoable:
+    rows, at = await hive.broker.recv(caller, max_, wait, ack=ack)
+
+    async def undo() -> None:
+        if rows:
+            await hive.broker.unpop(caller, rows, at)
+
+    return Undoable(_delivered(rows), undo)
+
+
+async def recv(hive: Hive, caller: str, req: rq.Recv) -> Undoable:
+    return await _pop(hive, caller, req.max, req.wait_seconds, ack=False)
 
 
 async def ack_turn(hive: Hive, caller: str, req: rq.AckTurn) -> rs.Acked:
@@ -113,8 +123,8 @@ async def spawn(hive: Hive, caller: str, req: rq.Spawn) -> rs.Ok:
     return rs.Ok()
 
 
-async def inbox(hive: Hive, caller: str, req: rq.Inbox) -> rs.Messages:
-    return _delivered(await hive.broker.recv(caller, req.max, req.wait_seconds, ack=True))
+async def inbox(hive: Hive, caller: str, req: rq.Inbox) -> Undoable:
+    return await _pop(hive, caller, req.max, req.wait_seconds, ack=True)
 
 
 async def dead_letters(hive: Hive, caller: str, req: rq.DeadLetters) -> rs.DeadLetters:

@@ -128,6 +128,18 @@ def requeue(
     return requeued, sorted(DeadRow(*r) for r in dead)
 
 
+def unpop(conn: sqlite3.Connection, recipient: str, ids: list[int], popped_at: float) -> int:
+    """Undo a pop whose answer never reached its client: the rows go back to the inbox as they
+    were (this delivery not counted; an ack made by the same pop undone)."""
+    marks = ",".join("?" * len(ids))
+    return conn.execute(
+        "UPDATE messages SET delivered_at = NULL, acked_at = NULL, deliveries = deliveries - 1 "
+        f"WHERE recipient = ? AND id IN ({marks}) AND delivered_at = ? AND dead_at IS NULL "
+        "AND (acked_at IS NULL OR acked_at = ?)",
+        (recipient, *ids, popped_at, popped_at),
+    ).rowcount
+
+
 def unread(conn: sqlite3.Connection, recipient: str) -> int:
     return int(
         conn.execute(
