@@ -140,10 +140,14 @@ def serve(state_dir: str | None, run_dir: str | None, config_file: str | None, l
         _die(2, f"configuration: {e}")
     try:
         trio.run(run, cfg)
-    except OSError as e:
-        _die(1, f"cannot start: {e}")
-    except WireError as e:
-        _die(1, f"cannot start: {e}")
+    except* (OSError, WireError) as group:
+        _die(1, f"cannot start: {_first_leaf(group)}")
+
+
+def _first_leaf(group: BaseException) -> BaseException:
+    while isinstance(group, BaseExceptionGroup):
+        group = group.exceptions[0]
+    return group
 
 
 @main.command("list")

@@ -10,6 +10,8 @@ database, remove the socket files.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
 import os
 import signal
@@ -82,9 +84,10 @@ async def serve(
 ) -> None:
     paths = Paths(config.state_dir, config.run_dir)
     _prepare_dirs(paths)
+    lock = _lock_state_dir(paths)
     store = Store(paths.database)
-    await store.open()
     try:
+        await store.open()
         async with trio.open_nursery() as nursery:
             hive = await _start(config, paths, store, nursery)
             task_status.started(hive)
@@ -97,7 +100,20 @@ async def serve(
             nursery.cancel_scope.cancel()
     finally:
         await store.close()
+        os.close(lock)
     log.info("stopped")
+
+
+def _lock_state_dir(paths: Paths) -> int:
+    """One daemon per state dir: an exclusive lock on `<state>/hive.lock`, held until exit."""
+    fd = os.open(paths.state / "hive.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise OSError(errno.EBUSY, f"another hive-core daemon is using {paths.state}") from None
+    return fd
 
 
 async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nursery) -> Hive:

@@ -140,8 +140,9 @@ class SocketServer:
                             continue
                         conns.start_soon(self._connection, stream, surface)
         finally:
-            await listener.aclose()
-            _unlink_socket(path)
+            _unlink_socket(path)  # first: the await below may be cancelled
+            with trio.CancelScope(shield=True):
+                await listener.aclose()
 
     # --- one connection ---------------------------------------------------------------------
     async def _connection(self, stream: trio.SocketStream, surface: Surface) -> None:

@@ -1,0 +1,513 @@
+"""The `hive-core` command line end to end: the installed console script as a subprocess against
+a real daemon subprocess (operations.md, "The CLI" and "Daemon behaviour").
+
+Covered here: the first-five-minutes sequence, exit codes (0 / 1 refused / 2 usage /
+3 unreachable: not running or permission denied), help text and docs for every command, SIGTERM
+(exit 0, sockets removed, no orphan agent), restart, a stale socket left by kill -9, a second
+daemon on the same run dir, the agent-side verbs over `$HIVE_AGENT_SOCKET`, and `events`.
+
+Every wait is a bounded poll of a condition or a subprocess timeout, never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from hive_core.cli import main
+from hive_wire.blocking import call_sync
+
+from .conftest import SLEEPER, Daemon
+
+REPO = Path(__file__).resolve().parent.parent
+HIVE_CORE = str(Path(sys.executable).parent / "hive-core")
+TIMEOUT = 30.0  # every subprocess and every poll is bounded by this
+NOBODY = 65534
+
+
+# --- helpers ----------------------------------------------------------------------------------
+def client_env(host: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a client: no stray HIVE_* from the caller, the host socket given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HIVE_")}
+    if host is not None:
+        env["HIVE_HOST_SOCKET"] = host
+    env.update(extra)
+    return env
+
+
+def cli(*args: str, env: dict[str, str], prefix: tuple[str, ...] = (),
+        timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*prefix, HIVE_CORE, *args], env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def ok(*args: str, env: dict[str, str]) -> str:
+    """Run a client verb that must succeed; its stdout."""
+    r = cli(*args, env=env)
+    assert r.returncode == 0, (args, r.returncode, r.stdout, r.stderr)
+    return r.stdout
+
+
+def wait_for(cond: Callable[[], object], what: str, timeout: float = TIMEOUT) -> object:
+    """Poll `cond` until it returns something truthy (bounded; for subprocess readiness)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _proc_state(pid: int) -> str | None:
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return stat_line.rsplit(")", 1)[1].split()[0]
+
+
+def alive(pid: int) -> bool:
+    state = _proc_state(pid)
+    return state is not None and state not in ("Z", "X")
+
+
+def agent_pids(run_dir: Path, name: str | None = None) -> list[int]:
+    """Live processes started as an agent of the daemon whose run dir is `run_dir` (found by the
+    environment the process backend gives them: HIVE_AGENT_NAME and HIVE_AGENT_SOCKET)."""
+    prefix = str(run_dir) + "/"
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        env = dict(kv.split(b"=", 1) for kv in raw.split(b"\0") if b"=" in kv)
+        sock = env.get(b"HIVE_AGENT_SOCKET", b"").decode(errors="replace")
+        agent = env.get(b"HIVE_AGENT_NAME", b"").decode(errors="replace")
+        if not agent or not sock.startswith(prefix) or (name is not None and agent != name):
+            continue
+        if alive(int(entry.name)):
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_agents(run_dir: Path) -> None:
+    """SIGKILL every agent process of `run_dir` (orphans a kill -9 of the daemon leaves),
+    scanning again until none is left (a child forked before the kill shows its agent
+    environment only once it has exec'd)."""
+
+    def none_left() -> bool:
+        pids = agent_pids(run_dir)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return not pids
+
+    wait_for(none_left, "orphan agents to die")
+
+
+def answers(path: str, request: dict[str, object]) -> bool:
+    try:
+        call_sync(path, request, timeout=5)
+    except (OSError, EOFError):
+        return False
+    return True
+
+
+def agent_socket(daemon: Daemon, name: str) -> str:
+    return str(daemon.base / "run" / "agents" / name / "mcp.sock")
+
+
+def is_socket(path: str | Path) -> bool:
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+class CliDaemon(Daemon):
+    """The daemon started exactly as a user does: the installed `hive-core serve`."""
+
+    def start(self, timeout: float = TIMEOUT) -> None:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [HIVE_CORE, "serve", "--state-dir", str(self.base / "state"),
+                 "--run-dir", str(self.base / "run")],
+                stdout=log, stderr=subprocess.STDOUT, env=self.env,
+            )
+        proc = self.proc
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"daemon exited: {self.log.read_text()}")
+            return answers(self.host, {"cmd": "list"})
+
+        wait_for(ready, "the host socket to answer", timeout)
+
+
+@pytest.fixture
+def running(daemon: Daemon) -> Iterator[Daemon]:
+    """The conftest daemon, started; every agent process it leaves behind is killed after."""
+    daemon.env = client_env()
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        if daemon.proc is not None and daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+        kill_agents(daemon.base / "run")
+
+
+@pytest.fixture
+def env(running: Daemon) -> dict[str, str]:
+    return client_env(running.host)
+
+
+# --- the first five minutes -------------------------------------------------------------------
+def test_first_five_minutes(dirs: Path) -> None:
+    d = CliDaemon(dirs)
+    d.env = client_env()
+    d.start()
+    try:
+        env = client_env(d.host)
+        assert ok("spawn", "alice", env=env).strip() == "spawned alice"
+        assert ok("send", "alice", "hello", env=env).startswith("sent ")
+        out = ok("inbox", "--wait", "5", env=env)
+        assert re.search(r"^\[\d+\] alice: echo: hello$", out, re.M), out
+        out = ok("status", env=env)
+        assert re.search(r"^alice\s+running\b", out, re.M), out
+        listed = json.loads(ok("list", "--json", env=env))
+        assert listed == {"version": 1, "ok": True, "agents": ["alice"]}
+        assert d.stop() == 0
+    finally:
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+        kill_agents(dirs / "run")
+
+
+def test_every_read_verb_json_envelope(env: dict[str, str]) -> None:
+    for verb in ("list", "status", "stats", "dead-letters", "inbox"):
+        answer = json.loads(ok(verb, "--json", env=env))
+        assert answer["version"] == 1 and answer["ok"] is True, (verb, answer)
+        ok(verb, env=env)  # the human form works too
+
+
+# --- exit codes -------------------------------------------------------------------------------
+def test_exit_1_when_the_daemon_refuses(env: dict[str, str]) -> None:
+    r = cli("send", "ghost", "x", env=env)
+    assert r.returncode == 1, r
+    assert "ghost" in r.stderr and "[not_found]" in r.stderr, r.stderr
+    assert r.stdout == ""
+    r = cli("spawn", "../evil", env=env)
+    assert r.returncode == 1, r
+    assert "[bad_request]" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("send",), ("send", "alice"), ("inbox", "--wait", "-1"), ("inbox", "--max", "x"),
+    ("no-such-verb",), ("list", "--no-such-option"), ("agent", "recv", "--max", "33"),
+])
+def test_exit_2_on_usage_errors(args: tuple[str, ...], env: dict[str, str]) -> None:
+    r = cli(*args, env=env)
+    assert r.returncode == 2, r
+    assert "Usage:" in r.stderr or "Error:" in r.stderr, r.stderr
+
+
+def test_exit_2_agent_verb_without_agent_socket(dirs: Path) -> None:
+    r = cli("agent", "whoami", env=client_env())
+    assert r.returncode == 2, r
+    assert "HIVE_AGENT_SOCKET" in r.stderr
+
+
+@pytest.mark.parametrize("args", [("list",), ("status",), ("send", "alice", "x"), ("events",)])
+def test_exit_3_when_no_daemon_runs(args: tuple[str, ...], dirs: Path) -> None:
+    path = str(dirs / "run" / "host.sock")
+    r = cli(*args, env=client_env(path))
+    assert r.returncode == 3, r
+    assert path in r.stderr and "not running" in r.stderr, r.stderr
+
+
+def test_exit_3_on_a_stale_socket_file(dirs: Path) -> None:
+    path = str(dirs / "stale.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.bind(path)  # bound, never listening: what a killed daemon leaves behind
+    r = cli("list", env=client_env(path))
+    assert r.returncode == 3, r
+    assert "not running" in r.stderr, r.stderr
+    r = cli("agent", "whoami", env=client_env(HIVE_AGENT_SOCKET=path))
+    assert r.returncode == 3, r
+    assert "not running" in r.stderr, r.stderr
+
+
+def _as_nobody() -> tuple[str, ...] | None:
+    if shutil.which("setpriv"):
+        return ("setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups")
+    if shutil.which("runuser"):
+        return ("runuser", "-u", "nobody", "--")
+    return None
+
+
+def test_exit_3_permission_denied(running: Daemon, dirs: Path) -> None:
+    if os.geteuid() == 0:
+        prefix = _as_nobody()
+        if prefix is None:
+            pytest.skip("running as root and neither setpriv nor runuser is available to drop "
+                        "to an unprivileged user")
+        # Only the socket's own mode (0660, root's group) may stand in the way, not the temp dir.
+        os.chmod(dirs, 0o755)
+        r = cli("list", env=client_env(running.host), prefix=prefix)
+    else:
+        mode = os.stat(running.host).st_mode
+        os.chmod(running.host, 0)
+        try:
+            r = cli("list", env=client_env(running.host))
+        finally:
+            os.chmod(running.host, stat.S_IMODE(mode))
+    assert r.returncode == 3, r
+    assert "permission denied" in r.stderr and running.host in r.stderr, r.stderr
+    assert "not running" not in r.stderr
+    ok("list", env=client_env(running.host))  # the daemon keeps serving
+
+
+# --- help and docs -----------------------------------------------------------------------------
+def _commands(cmd: click.Command, path: tuple[str, ...] = ()) -> Iterator[
+        tuple[tuple[str, ...], click.Command]]:
+    yield path, cmd
+    if isinstance(cmd, click.Group):
+        for name, sub in sorted(cmd.commands.items()):
+            yield from _commands(sub, (*path, name))
+
+
+def test_every_command_has_help() -> None:
+    runner = CliRunner()
+    seen = 0
+    for path, cmd in _commands(main):
+        text = (cmd.help or cmd.short_help or "").strip()
+        assert text, f"`hive-core {' '.join(path)}` has no help text"
+        result = runner.invoke(main, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Usage:" in result.output and text.splitlines()[0] in result.output
+        seen += 1
+    assert seen > 10
+
+
+def test_every_command_is_documented() -> None:
+    docs = [REPO / "README.md"]
+    if (REPO / "docs").is_dir():
+        docs += sorted(p for p in (REPO / "docs").rglob("*") if p.suffix in (".md", ".rst"))
+    text = "\n".join(p.read_text() for p in docs)
+    missing = [
+        name for name in sorted(main.commands)
+        if not re.search(rf"hive-core\s+{re.escape(name)}\b|`{re.escape(name)}[`\s]", text)
+    ]
+    assert not missing, f"commands not in README.md or docs/: {missing}"
+
+
+# --- signals, restart, stale sockets, a second daemon ------------------------------------------
+def _spawn_echo(daemon: Daemon, env: dict[str, str]) -> int:
+    """Spawn alice (the echo agent), check she answers, return her pid."""
+    assert ok("spawn", "alice", env=env).strip() == "spawned alice"
+    ok("send", "alice", "hello", env=env)
+    assert "alice: echo: hello" in ok("inbox", "--wait", "10", env=env)
+    pids = wait_for(lambda: agent_pids(daemon.base / "run", "alice"), "alice's process")
+    assert isinstance(pids, list) and len(pids) == 1, pids
+    return pids[0]
+
+
+def test_sigterm_exits_0_removes_sockets_leaves_no_orphan(
+        running: Daemon, env: dict[str, str]) -> None:
+    pid = _spawn_echo(running, env)
+    run = running.base / "run"
+    for sock in (run / "host.sock", run / "manager" / "mcp.sock",
+                 run / "agents" / "alice" / "mcp.sock"):
+        assert is_socket(sock), sock
+    # alice is now parked in a long-poll recv: an in-flight request the stop must cancel
+    assert running.stop() == 0
+    for sock in (run / "host.sock", run / "manager" / "mcp.sock",
+                 run / "agents" / "alice" / "mcp.sock"):
+        assert not sock.exists(), f"{sock} left behind"
+    assert not alive(pid), f"agent alice (pid {pid}) outlived the daemon"
+    assert agent_pids(run) == []
+    log = running.log.read_text()
+    assert "Traceback" not in log, log
+
+
+def test_sigterm_without_agents_removes_sockets(running: Daemon) -> None:
+    # Nothing to stop: the daemon's shutdown has no agent process to wait for.
+    run = running.base / "run"
+    assert is_socket(run / "host.sock") and is_socket(run / "manager" / "mcp.sock")
+    assert running.stop() == 0
+    left = sorted(str(p) for p in run.rglob("*.sock"))
+    assert left == [], f"socket files left behind after SIGTERM: {left}"
+
+
+def test_restart_brings_agents_back(running: Daemon, env: dict[str, str]) -> None:
+    old = _spawn_echo(running, env)
+    assert running.stop() == 0
+    running.start()
+    sock = agent_socket(running, "alice")
+    wait_for(lambda: answers(sock, {"cmd": "whoami"}), "alice's socket after restart")
+    assert ok("list", env=env).split() == ["alice"]
+    assert re.search(r"^alice\s+running\b", ok("status", env=env), re.M)
+    ok("send", "alice", "again", env=env)
+    assert "alice: echo: again" in ok("inbox", "--wait", "10", env=env)
+    new = agent_pids(running.base / "run", "alice")
+    assert len(new) == 1 and new[0] != old, (old, new)
+
+
+def test_stale_socket_after_kill9_is_reclaimed(running: Daemon, env: dict[str, str]) -> None:
+    _spawn_echo(running, env)
+    running.kill9()
+    assert is_socket(running.host), "kill -9 should leave the socket file behind"
+    r = cli("list", env=env)
+    assert r.returncode == 3 and "not running" in r.stderr, r
+    kill_agents(running.base / "run")
+    running.start()
+    sock = agent_socket(running, "alice")
+    wait_for(lambda: answers(sock, {"cmd": "whoami"}), "alice's socket after restart")
+    assert ok("list", env=env).split() == ["alice"]
+    ok("send", "alice", "after-crash", env=env)
+    assert "alice: echo: after-crash" in ok("inbox", "--wait", "10", env=env)
+
+
+@pytest.mark.parametrize(("state", "said"), [
+    ("state", "another hive-core daemon is using"),  # same state dir: the lock refuses it
+    ("state2", "served by a running daemon"),  # another state dir, same run dir: the socket
+])
+def test_second_daemon_on_the_same_run_dir_is_refused(
+        running: Daemon, env: dict[str, str], state: str, said: str) -> None:
+    base = running.base
+    r = subprocess.run(
+        [HIVE_CORE, "serve", "--state-dir", str(base / state), "--run-dir", str(base / "run")],
+        env=client_env(), capture_output=True, text=True, timeout=TIMEOUT,
+    )
+    assert r.returncode != 0, r
+    assert said in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr, f"a crash, not a clear message:\n{r.stderr}"
+    assert len(r.stderr.strip().splitlines()) <= 3, r.stderr
+    # the first one keeps serving, its sockets untouched
+    assert running.proc is not None and running.proc.poll() is None
+    assert is_socket(running.host) and is_socket(base / "run" / "manager" / "mcp.sock")
+    assert json.loads(ok("list", "--json", env=env))["ok"] is True
+    assert running.stop() == 0
+
+
+# --- the agent side ----------------------------------------------------------------------------
+def test_agent_verbs(running: Daemon, env: dict[str, str]) -> None:
+    ok("spawn", "bob", "--", *SLEEPER, env=env)
+    agent = client_env(HIVE_AGENT_SOCKET=agent_socket(running, "bob"))
+
+    assert ok("agent", "whoami", env=agent).strip() == "bob (agent)"
+    me = json.loads(ok("agent", "whoami", "--json", env=agent))
+    assert me == {"version": 1, "ok": True, "name": "bob", "role": "agent"}
+    assert ok("agent", "status", env=agent).strip() == "unread 0"
+
+    first = int(json.loads(ok("send", "bob", "one", "--json", env=env))["id"])
+    second = int(json.loads(ok("send", "bob", "two", "--json", env=env))["id"])
+    assert ok("agent", "status", env=agent).strip() == "unread 2"
+
+    got = json.loads(ok("agent", "recv", "--json", env=agent))["messages"]
+    assert [(m["id"], m["from"], m["body"], m["redelivered"]) for m in got] == [
+        (first, "operator", "one", False)]
+    assert ok("agent", "requeue", env=agent).strip() == "requeued 1"
+    assert ok("agent", "requeue", env=agent).strip() == "requeued 0"  # idempotent
+
+    out = ok("agent", "recv", "--max", "5", env=agent)
+    assert out.splitlines() == [f"[{first}] operator (redelivered): one",
+                                f"[{second}] operator: two"]
+    assert ok("agent", "ack", str(first), env=agent).strip() == "acked 1"
+    acked = json.loads(ok("agent", "ack", "--json", env=agent))
+    assert acked["acked"] == 1
+    assert ok("agent", "status", env=agent).strip() == "unread 0"
+    assert ok("agent", "recv", "--wait", "1", env=agent) == ""  # nothing left, nothing redelivered
+
+    sent = ok("agent", "send", "operator", "hi from bob", env=agent).strip()
+    assert sent.isdigit()
+    mine = json.loads(ok("inbox", "--wait", "5", "--json", env=env))["messages"]
+    assert [(m["id"], m["from"], m["body"]) for m in mine] == [(int(sent), "bob", "hi from bob")]
+
+    r = cli("agent", "send", "ghost", "x", env=agent)
+    assert r.returncode == 1 and "[not_found]" in r.stderr, r
+    r = cli("agent", "whoami", env=client_env(HIVE_AGENT_SOCKET=str(running.base / "nope.sock")))
+    assert r.returncode == 3 and "not running" in r.stderr, r
+
+
+# --- events ------------------------------------------------------------------------------------
+def test_events_prints_json_lines(running: Daemon, env: dict[str, str]) -> None:
+    ok("spawn", "bob", "--", *SLEEPER, env=env)
+    mid = int(json.loads(ok("send", "bob", "ping", "--json", env=env))["id"])
+    lines = ok("events", env=env).splitlines()
+    events = [json.loads(line) for line in lines]
+    assert events, "no events"
+    seqs = [e["seq"] for e in events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert {"seq", "kind", "at"} <= set(events[0])
+    kinds = [e["kind"] for e in events]
+    assert "container_state_changed" in kinds
+    sent = [e for e in events if e["kind"] == "sent"]
+    assert sent and sent[-1]["id"] == mid and sent[-1]["to"] == "bob"
+    assert sent[-1]["from"] == "operator" and sent[-1]["preview"] == "ping"
+
+
+def test_events_follow_sees_new_events(running: Daemon, env: dict[str, str]) -> None:
+    ok("spawn", "bob", "--", *SLEEPER, env=env)
+    follower = subprocess.Popen([HIVE_CORE, "events", "--follow"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert follower.stdout is not None
+        for line in follower.stdout:
+            lines.put(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        # Send until the follower (its subscription starts when it has connected) reports one.
+        deadline = time.monotonic() + TIMEOUT
+        bodies: set[str] = set()
+        while True:
+            assert time.monotonic() < deadline, "events --follow printed nothing"
+            assert follower.poll() is None, follower.stderr.read() if follower.stderr else ""
+            body = f"live-{len(bodies)}"
+            ok("send", "bob", body, env=env)
+            bodies.add(body)
+            try:
+                event = json.loads(lines.get(timeout=1.0))
+            except queue.Empty:
+                continue
+            assert {"seq", "kind", "at"} <= set(event)
+            if event["kind"] == "sent" and event["preview"] in bodies:
+                break
+    finally:
+        follower.terminate()
+        follower.wait(timeout=TIMEOUT)
+        reader.join(timeout=TIMEOUT)
+        for pipe in (follower.stdout, follower.stderr):
+            if pipe is not None:
+                pipe.close()
