@@ -22,7 +22,7 @@ from hive_wire.errors import BadRequest, Conflict, NotFound
 from hive_wire.names import check_agent_name
 
 from .backend import AgentSpec, Backend
-from .clock import now, rfc3339
+from .clock import now
 from .events import EventChannel
 from .paths import Paths, ensure_dir
 from .store import agents as sql
@@ -121,27 +121,17 @@ class Agents:
             await self.open_socket(row.name)
             await self.backend.create(self.spec(row.name, row.command))
 
+    async def remove(self, name: str) -> None:
+        """Forget an agent (its row and name); its directories are the caller's business."""
+        self.names.discard(name)
+        await self.store.run(sql.delete, name)
+
     async def set_status(self, name: str, text: str) -> None:
         if len(text) > STATUS_TEXT_MAX:
             raise BadRequest(f"text: longer than {STATUS_TEXT_MAX} characters")
         if not await self.store.run(sql.set_status, name, text, now()):
             raise NotFound(f'agent "{name}" is not managed by this hive')
         self.events.publish("agent_activity", agent=name, status_text=text)
-
-    async def status_rows(self) -> list[dict[str, object]]:
-        rows: list[sql.AgentRow] = await self.store.run(sql.all_rows)
-        running = await self.backend.running()
-        return [
-            {
-                "name": r.name,
-                "running": r.name in running,
-                "paused": r.paused,
-                "status_text": r.status_text,
-                "status_set_at": rfc3339(r.status_set_at),
-                "last_turn_at": rfc3339(r.last_turn_at),
-            }
-            for r in rows
-        ]
 
     def require(self, name: str) -> str:
         check_agent_name(name)

@@ -6,7 +6,8 @@ TOML keys (all optional):
     line_limit, body_limit, lease_timeout, max_deliveries, stop_grace,
     retention_days (acked messages, delivered reminders), resolved_retention_days (approvals,
     questions), events_retention_days, turn_stats_retention_days (per-agent SQLite files),
-    stop_agents_on_exit, manager_command ([argv]),
+    stop_agents_on_exit, crash_scan (seconds between crash-watcher scans),
+    manager_command ([argv]),
     [urls] domain, home, forge, matrix
 """
 
@@ -38,6 +39,7 @@ class Config:
     events_retention_days: float = 7.0
     turn_stats_retention_days: float = 90.0
     stop_grace: float = 10.0
+    crash_scan: float = 10.0
     stop_agents_on_exit: bool = True
     manager_command: list[str] | None = None
     urls: dict[str, str] = attrs.Factory(dict)

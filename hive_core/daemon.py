@@ -27,6 +27,7 @@ from .broker import MANAGER, OPERATOR, Broker
 from .clock import now
 from .config import Config
 from .events import EventChannel
+from .lifecycle import Lifecycle
 from .loose_ends import LooseEnds
 from .paths import Paths, ensure_dir
 from .questions import Questions
@@ -58,6 +59,7 @@ class Hive:
     questions: Questions
     reminders: Reminders
     loose_ends: LooseEnds
+    lifecycle: Lifecycle
     stopping: trio.Event = attrs.Factory(trio.Event)
 
     def shutdown(self) -> None:
@@ -136,8 +138,9 @@ async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nurse
     approvals = Approvals(store, events, broker)
     questions = Questions(store, events, broker)
     reminders = Reminders(store, events, broker, paths.agent_state)
+    lifecycle = Lifecycle(agents, backend, broker, reminders, events, paths)
     hive = Hive(config, paths, store, events, backend, agents, broker, server, approvals,
-                questions, reminders, LooseEnds(approvals, questions, reminders))
+                questions, reminders, LooseEnds(approvals, questions, reminders), lifecycle)
     server.hive = hive
 
     async def approve_spawn(row: ApprovalRow) -> dict[str, str]:
@@ -146,14 +149,13 @@ async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nurse
 
     approvals.actions["spawn"] = approve_spawn
 
-    def on_exit(name: str, code: int) -> None:
-        events.publish("container_state_changed", agent=name, running=False, exit_code=code)
-
-    backend.attach(nursery, on_exit)
+    backend.attach(nursery, lifecycle.on_exit(nursery))
     rows = await agents.load()
     await server.listen(nursery, paths.manager_socket, Surface("manager", MANAGER, verbs.MANAGER))
     await agents.reopen(rows)
     for row in rows:
+        if not row.want_running:
+            continue
         try:
             await backend.start(agents.spec(row.name, row.command))
         except Exception as e:  # one agent that cannot start must not stop the daemon
@@ -168,6 +170,7 @@ async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nurse
     nursery.start_soon(_maintenance, hive)
     nursery.start_soon(reminders.scheduler)
     nursery.start_soon(questions.watchdog)
+    nursery.start_soon(lifecycle.watch, config.crash_scan)
     interval = sdnotify.watchdog_interval()
     if interval:
         nursery.start_soon(_watchdog, interval)

@@ -87,6 +87,7 @@ async def wake(hive: Hive, caller: str, req: rq.Wake) -> rs.IdResult:
 
 async def set_status(hive: Hive, caller: str, req: rq.SetStatus) -> rs.Ok:
     await hive.agents.set_status(caller, req.text)
+    await hive.lifecycle.changed(caller)
     return rs.Ok()
 
 
@@ -96,20 +97,22 @@ async def list_agents(hive: Hive, caller: str, req: rq.List) -> rs.AgentList:
 
 
 async def agent_status(hive: Hive, caller: str, req: rq.AgentStatus) -> rs.AgentStatuses:
-    rows = await hive.agents.status_rows()
-    reminders = await hive.reminders.pending_counts()
-    return rs.AgentStatuses(
-        agent_statuses=[
-            rs.AgentStatusRow(
-                name=r["name"], running=r["running"], failed=False, needs_update=False,
-                needs_login=False, pending_reminders=reminders.get(str(r["name"]), 0),
-                paused=r["paused"],
-                status_text=r["status_text"], status_set_at=r["status_set_at"],
-                last_turn_at=r["last_turn_at"],
-            )
-            for r in rows
-        ]
-    )
+    rows = await hive.lifecycle.rows()
+    return rs.AgentStatuses(agent_statuses=[rs.AgentStatusRow(**r) for r in rows])
+
+
+async def subscribe_agent_status(hive: Hive, caller: str,
+                                 req: rq.SubscribeAgentStatus) -> Feed:
+    start = hive.events.seq
+
+    async def items() -> AsyncIterator[Any]:
+        with hive.events.subscribe(start) as sub:
+            while True:
+                event = await sub.next()
+                if event["kind"] == "container_state_changed":
+                    yield rs.AgentStatuses(agent_statuses=[rs.AgentStatusRow(**event["row"])])
+
+    return Feed(ack=rs.Ok(), items=items())
 
 
 async def urls(hive: Hive, caller: str, req: rq.Urls) -> rs.Urls:
@@ -170,6 +173,88 @@ async def stats(hive: Hive, caller: str, req: rq.Stats) -> rs.Stats:
         transactions=hive.store.transactions, operations=hive.store.operations,
         agents=len(hive.agents.names), pending_messages=await hive.broker.pending_total(),
     )
+
+
+# --- lifecycle -------------------------------------------------------------------------------
+def _target(req: Any) -> list[str]:
+    """`start`/`stop` take a scope on the host socket (or a bare `name`, as on the manager's)."""
+    if req.name is not None:
+        return [req.name]
+    if req.scope is None:
+        raise BadRequest("scope: required (agent_names, or agents: true)")
+    return _scope_names(req.scope)
+
+
+def _scope_names(scope: rq.Scope) -> list[str]:
+    if scope.agents:
+        return ["*"]
+    if not scope.agent_names:
+        raise BadRequest("scope: name agents (agent_names) or all of them (agents: true)")
+    return scope.agent_names
+
+
+async def start(hive: Hive, caller: str, req: rq.Start) -> rs.Ok:
+    for name in _resolve(hive, caller, _target(req)):
+        await hive.lifecycle.start(name)
+    return rs.Ok()
+
+
+async def stop(hive: Hive, caller: str, req: rq.Stop) -> rs.Ok:
+    for name in _resolve(hive, caller, _target(req)):
+        await hive.lifecycle.stop(name, req.graceful)
+    return rs.Ok()
+
+
+def _resolve(hive: Hive, caller: str, names: list[str]) -> list[str]:
+    if names == ["*"]:
+        return hive.agents.sorted_names()
+    return [_own(hive, caller, n) for n in names]
+
+
+def _own(hive: Hive, caller: str, name: str) -> str:
+    if caller == "manager" and name == "manager":
+        raise BadRequest("the manager cannot do this to itself")
+    return hive.agents.require(name)
+
+
+async def restart(hive: Hive, caller: str, req: rq.Restart) -> rs.Ok:
+    await hive.lifecycle.restart(_own(hive, caller, req.name))
+    return rs.Ok()
+
+
+async def kill(hive: Hive, caller: str, req: rq.Kill) -> rs.Ok:
+    await hive.lifecycle.kill(_own(hive, caller, req.name))
+    return rs.Ok()
+
+
+async def rebuild(hive: Hive, caller: str, req: rq.Rebuild) -> rs.Ok:
+    await hive.lifecycle.rebuild(_own(hive, caller, req.name))
+    return rs.Ok()
+
+
+async def destroy(hive: Hive, caller: str, req: rq.Destroy) -> rs.Ok:
+    await hive.lifecycle.destroy(req.name, req.purge)
+    return rs.Ok()
+
+
+async def tombstones(hive: Hive, caller: str, req: rq.Tombstones) -> rs.Tombstones:
+    return rs.Tombstones(tombstones=[rs.Tombstone(**t) for t in await hive.lifecycle.tombstones()])
+
+
+async def purge_tombstone(hive: Hive, caller: str, req: rq.PurgeTombstone) -> rs.Ok:
+    await hive.lifecycle.purge_tombstone(req.name)
+    return rs.Ok()
+
+
+async def set_paused(hive: Hive, caller: str, req: rq.SetPaused) -> rs.Ok:
+    await hive.lifecycle.set_paused(req.name, req.paused)
+    return rs.Ok()
+
+
+async def logs(hive: Hive, caller: str, req: rq.Logs) -> rs.Lines:
+    if not 0 <= req.lines <= 10_000:
+        raise BadRequest("lines: must be 0 to 10000")
+    return rs.Lines(lines=await hive.backend.logs(hive.agents.require(req.name), req.lines))
 
 
 # --- approvals -------------------------------------------------------------------------------
@@ -299,6 +384,10 @@ MANAGER: dict[str, Handler] = {
     "agent_status": agent_status,
     "pending": pending,
     "request_spawn": request_spawn,
+    "kill": kill,
+    "start": start,
+    "restart": restart,
+    "rebuild": rebuild,
 }
 
 HOST: dict[str, Handler] = {
@@ -322,4 +411,15 @@ HOST: dict[str, Handler] = {
     "cancel_question": cancel_question,
     "reminders": reminders,
     "retry_reminder": retry_reminder,
+    "subscribe_agent_status": subscribe_agent_status,
+    "set_paused": set_paused,
+    "start": start,
+    "stop": stop,
+    "restart": restart,
+    "kill": kill,
+    "rebuild": rebuild,
+    "destroy": destroy,
+    "tombstones": tombstones,
+    "purge_tombstone": purge_tombstone,
+    "logs": logs,
 }

@@ -233,3 +233,14 @@ class LooseEnd:
 @frozen
 class LooseEnds:
     loose_ends: list[LooseEnd]
+
+
+@frozen
+class Tombstone:
+    name: str
+    destroyed_at: str
+
+
+@frozen
+class Tombstones:
+    tombstones: list[Tombstone]

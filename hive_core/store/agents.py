@@ -15,13 +15,16 @@ class AgentRow(NamedTuple):
     status_text: str | None
     status_set_at: float | None
     last_turn_at: float | None
+    want_running: bool
 
 
-_COLUMNS = "name, created_at, command, paused, status_text, status_set_at, last_turn_at"
+_COLUMNS = ("name, created_at, command, paused, status_text, status_set_at, last_turn_at, "
+            "want_running")
 
 
 def _row(r: tuple) -> AgentRow:
-    return AgentRow(r[0], r[1], json.loads(r[2]) if r[2] else None, bool(r[3]), r[4], r[5], r[6])
+    return AgentRow(r[0], r[1], json.loads(r[2]) if r[2] else None, bool(r[3]), r[4], r[5], r[6],
+                    bool(r[7]))
 
 
 def insert(
@@ -58,3 +61,7 @@ def set_status(conn: sqlite3.Connection, name: str, text: str, now: float) -> bo
 
 def touch_turn(conn: sqlite3.Connection, name: str, now: float) -> None:
     conn.execute("UPDATE agents SET last_turn_at = ? WHERE name = ?", (now, name))
+
+
+def set_wanted(conn: sqlite3.Connection, name: str, wanted: bool) -> None:
+    conn.execute("UPDATE agents SET want_running = ? WHERE name = ?", (int(wanted), name))

@@ -125,9 +125,16 @@ def _v2_queues(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS reminders_agent ON reminders(agent, status)")
 
 
+def _v3_wanted_running(conn: sqlite3.Connection) -> None:
+    agents = sqlite_utils.Database(conn)["agents"]
+    if "want_running" not in agents.columns_dict:  # type: ignore[union-attr]
+        conn.execute("ALTER TABLE agents ADD COLUMN want_running INTEGER NOT NULL DEFAULT 1")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_broker_and_agents,
     _v2_queues,
+    _v3_wanted_running,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -1,0 +1,259 @@
+"""The agent lifecycle: start, stop, restart, kill, rebuild, destroy, tombstones, pause, the
+status rows and their feed, and the crash watcher (lifecycle.md).
+
+Rules kept here:
+- every action holds a *transient* on its agent (`starting`, `stopping`, `restarting`,
+  `rebuilding`, `destroying`) for its whole duration and clears it on every exit path; a second
+  action on an agent that carries one is a `conflict`;
+- every change publishes `container_state_changed` with the agent's full status row (the
+  dashboard and `subscribe_agent_status` read it) or `container_removed`;
+- an agent that stops running without a transient on it has crashed: its in-flight messages are
+  requeued, the manager gets `container_crash`; the process backend reports an exit at once, the
+  watcher's scan (every `crash_scan` seconds; the first scan only seeds) catches the rest;
+- destroy keeps the state dir as a tombstone unless `purge`; nothing is followed through a symlink.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+from hive_wire.errors import BadRequest, Conflict, Forbidden, NotFound
+from hive_wire.names import check_agent_name
+
+from .agents import Agents
+from .backend import Backend
+from .broker import MANAGER, Broker
+from .clock import rfc3339
+from .events import EventChannel
+from .helper_events import SYSTEM
+from .paths import Paths
+from .reminders import Reminders
+from .store import agents as agents_sql
+
+log = logging.getLogger("hive_core.lifecycle")
+
+PAUSED_MARKER = "paused"
+
+
+class Lifecycle:
+    def __init__(
+        self, agents: Agents, backend: Backend, broker: Broker, reminders: Reminders,
+        events: EventChannel, paths: Paths,
+    ) -> None:
+        self.agents = agents
+        self.backend = backend
+        self.broker = broker
+        self.reminders = reminders
+        self.events = events
+        self.paths = paths
+        self.transients: dict[str, str] = {}
+        self._seen_running: set[str] | None = None
+
+    # --- transients -------------------------------------------------------------------------
+    @asynccontextmanager
+    async def transient(self, name: str, kind: str) -> AsyncIterator[None]:
+        if name in self.transients:
+            raise Conflict(f'agent "{name}" is busy ({self.transients[name]})')
+        self.transients[name] = kind
+        self.events.publish("transient_set", agent=name, transient=kind)
+        await self.changed(name)
+        try:
+            yield
+        finally:
+            del self.transients[name]
+            self.events.publish("transient_cleared", agent=name, transient=kind)
+            with trio.CancelScope(shield=True):
+                await self.changed(name)
+
+    # --- status -------------------------------------------------------------------------------
+    def paused(self, name: str) -> bool:
+        return os.path.lexists(self.paths.agent_state(name) / PAUSED_MARKER)
+
+    async def rows(self, only: str | None = None) -> list[dict[str, Any]]:
+        """Status rows (AgentStatusRow fields) of every agent, or of `only`."""
+        rows: list[agents_sql.AgentRow] = await self.agents.store.run(agents_sql.all_rows)
+        running = await self.backend.running()
+        counts = await self.reminders.pending_counts()
+        return [
+            {
+                "name": r.name, "running": r.name in running,
+                "failed": r.want_running and r.name not in running
+                and r.name not in self.transients,
+                "needs_update": False, "needs_login": False,
+                "pending_reminders": counts.get(r.name, 0), "paused": self.paused(r.name),
+                "status_text": r.status_text, "status_set_at": rfc3339(r.status_set_at),
+                "transient": self.transients.get(r.name),
+                "last_turn_at": rfc3339(r.last_turn_at),
+            }
+            for r in rows
+            if only is None or r.name == only
+        ]
+
+    async def changed(self, name: str) -> None:
+        rows = await self.rows(name)
+        if rows:
+            self.events.publish("container_state_changed", agent=name, row=rows[0])
+
+    # --- actions ------------------------------------------------------------------------------
+    def scope(self, agent_names: list[str] | None, every: bool | None) -> list[str]:
+        if every:
+            return self.agents.sorted_names()
+        if not agent_names:
+            raise BadRequest("scope: name agents (agent_names) or all of them (agents: true)")
+        return [self.agents.require(n) for n in agent_names]
+
+    async def _spec(self, name: str) -> Any:
+        row = await self.agents.store.run(agents_sql.get, name)
+        if row is None:
+            raise NotFound(f'agent "{name}" is not managed by this hive')
+        return self.agents.spec(name, row.command)
+
+    async def _kick(self, name: str, what: str) -> None:
+        await self.broker.deliver(SYSTEM, [name], f"[system] {what}: your harness may resume")
+
+    async def start(self, name: str) -> None:
+        self.agents.require(name)
+        async with self.transient(name, "starting"):
+            await self.agents.store.run(agents_sql.set_wanted, name, True)
+            if name not in await self.backend.running():
+                await self.backend.start(await self._spec(name))
+            await self._kick(name, "started")
+
+    async def stop(self, name: str, graceful: bool = True) -> None:
+        self.agents.require(name)
+        async with self.transient(name, "stopping"):
+            await self.agents.store.run(agents_sql.set_wanted, name, False)
+            await self.backend.stop(name, graceful)
+
+    async def restart(self, name: str) -> None:
+        self.agents.require(name)
+        async with self.transient(name, "restarting"):
+            await self.agents.store.run(agents_sql.set_wanted, name, True)
+            await self.backend.stop(name, True)
+            await self.backend.start(await self._spec(name))
+            await self._kick(name, "restarted")
+
+    async def kill(self, name: str) -> None:
+        self.agents.require(name)
+        async with self.transient(name, "stopping"):
+            await self.backend.kill(name)
+            await self.broker.requeue_inflight(name)
+        await self.broker.notify(MANAGER, "killed", agent=name)
+
+    async def rebuild(self, name: str) -> None:
+        self.agents.require(name)
+        async with self.transient(name, "rebuilding"):
+            await self.agents.store.run(agents_sql.set_wanted, name, True)
+            await self.backend.apply_config(await self._spec(name))
+            await self._kick(name, "rebuilt")
+        await self.broker.notify(MANAGER, "rebuilt", agent=name)
+
+    async def destroy(self, name: str, purge: bool = False) -> None:
+        self.agents.require(name)
+        async with self.transient(name, "destroying"):
+            await self.backend.destroy(name)
+            self.agents.close_socket(name)
+            await self.agents.remove(name)
+            await trio.to_thread.run_sync(_remove_tree, self.paths.run / "agents", name)
+            if purge:
+                await trio.to_thread.run_sync(_remove_tree, self.paths.state / "agents", name)
+        self.events.publish("container_removed", agent=name)
+        if not purge:
+            self.events.publish("tombstone_added", agent=name)
+        await self.broker.notify(MANAGER, "destroyed", agent=name)
+
+    async def tombstones(self) -> list[dict[str, Any]]:
+        root = self.paths.state / "agents"
+        out = []
+        for entry in sorted(os.scandir(root), key=lambda e: e.name):
+            if entry.name in self.agents.names or not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                check_agent_name(entry.name)
+            except BadRequest:
+                continue
+            out.append({"name": entry.name,
+                        "destroyed_at": rfc3339(entry.stat(follow_symlinks=False).st_mtime)})
+        return out
+
+    async def purge_tombstone(self, name: str) -> None:
+        check_agent_name(name)
+        if name in self.agents.names:
+            raise Conflict(f'agent "{name}" exists; destroy it first')
+        if not await trio.to_thread.run_sync(_remove_tree, self.paths.state / "agents", name):
+            raise NotFound(f'no tombstone named "{name}"')
+        self.events.publish("tombstone_removed", agent=name)
+
+    async def set_paused(self, name: str, paused: bool) -> None:
+        self.agents.require(name)
+        marker = self.paths.agent_state(name) / PAUSED_MARKER
+        if paused:
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o640)
+            os.close(fd)
+        else:
+            try:
+                os.unlink(marker)
+            except FileNotFoundError:
+                pass
+        await self.changed(name)
+
+    # --- crashes ------------------------------------------------------------------------------
+    def on_exit(self, nursery: trio.Nursery) -> Any:
+        """The backend's exit callback: an exit nobody asked for is a crash, reported now."""
+
+        def exited(name: str, code: int) -> None:
+            nursery.start_soon(self._exited, name, f"exit code {code}")
+
+        return exited
+
+    async def _exited(self, name: str, note: str) -> None:
+        if self._seen_running is not None:
+            self._seen_running.discard(name)
+        if name in self.transients or name not in self.agents.names:
+            await self.changed(name)
+            return
+        await self.crashed(name, note)
+
+    async def crashed(self, name: str, note: str) -> None:
+        log.warning("agent crashed name=%s note=%s", name, note)
+        requeued = await self.broker.requeue_inflight(name)
+        self.events.publish("container_crash", agent=name, note=note, requeued=requeued)
+        await self.broker.notify(MANAGER, "container_crash", agent=name, note=note)
+        await self.changed(name)
+
+    async def watch(self, interval: float) -> None:
+        """Every `interval` s: an agent that was running and is gone, with no transient, crashed.
+        The first scan only seeds."""
+        while True:
+            try:
+                running = await self.backend.running()
+                if self._seen_running is not None:
+                    for name in sorted(self._seen_running - running):
+                        if name in self.agents.names and name not in self.transients:
+                            await self.crashed(name, "gone at the crash watcher's scan")
+                self._seen_running = set(running)
+            except Exception:
+                log.exception("crash watcher scan failed")
+            await trio.sleep(interval)
+
+
+def _remove_tree(root: Any, name: str) -> bool:
+    """Delete `root/name` if it is a real directory (a symlink there is unlinked, never
+    followed); False if there was nothing."""
+    path = root / name
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise Forbidden(f"{path} is not a real directory; refusing to touch it")
+    shutil.rmtree(path)
+    return True
