@@ -273,6 +273,106 @@ def stats(socket_path: str | None, as_json: bool) -> None:
     _out(as_json, answer, lambda a: [click.echo(f"{k}: {v}") for k, v in a.items()])
 
 
+# --- lifecycle ---------------------------------------------------------------------------------
+def _lifecycle_command(verb: str, doc: str) -> None:
+    @main.command(verb, help=doc)
+    @click.argument("name", required=False)
+    @click.option("--all", "every", is_flag=True, help="Every agent.")
+    @socket_option
+    @json_option
+    def command(name: str | None, every: bool, socket_path: str | None, as_json: bool) -> None:
+        if bool(name) == every:
+            raise click.UsageError("give NAME or --all (not both)")
+        path = socket_path or _default_socket()
+        if verb in ("start", "stop"):
+            scope = {"agents": True} if every else {"agent_names": [name]}
+            answer = _call(path, {"cmd": verb, "scope": scope})
+            names = ["all agents"] if every else [name]
+        else:
+            names = _call(path, {"cmd": "list"})["agents"] if every else [name]
+            for n in names:
+                answer = _call(path, {"cmd": verb, "name": n})
+            answer = {}
+        _out(as_json, answer, lambda a: click.echo(f"{verb}: {', '.join(map(str, names))}"))
+
+
+for _verb, _doc in [
+    ("start", "Start agent NAME (or --all)."),
+    ("stop", "Stop agent NAME (or --all) gracefully."),
+    ("restart", "Restart agent NAME (or --all)."),
+    ("kill", "Kill agent NAME (or --all) at once; its in-flight messages are requeued."),
+    ("rebuild", "Re-apply the applied config of agent NAME (or --all) and restart it."),
+]:
+    _lifecycle_command(_verb, _doc)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--purge", is_flag=True, help="Also delete its state dir (no tombstone).")
+@socket_option
+@json_option
+def destroy(name: str, purge: bool, socket_path: str | None, as_json: bool) -> None:
+    """Stop and remove agent NAME; its state dir stays as a tombstone unless --purge."""
+    answer = _call(socket_path or _default_socket(), {"cmd": "destroy", "name": name,
+                                                      "purge": purge})
+    _out(as_json, answer, lambda a: click.echo(f"destroyed {name}"))
+
+
+@main.command()
+@socket_option
+@json_option
+def tombstones(socket_path: str | None, as_json: bool) -> None:
+    """List the state dirs of destroyed agents (restorable by spawning the same name)."""
+    answer = _call(socket_path or _default_socket(), {"cmd": "tombstones"})
+    _out(as_json, answer, lambda a: _table(
+        [[t["name"], t["destroyed_at"]] for t in a["tombstones"]], ["NAME", "DESTROYED"]))
+
+
+@main.command("purge-tombstone")
+@click.argument("name")
+@socket_option
+@json_option
+def purge_tombstone(name: str, socket_path: str | None, as_json: bool) -> None:
+    """Delete the tombstone of NAME for good."""
+    answer = _call(socket_path or _default_socket(), {"cmd": "purge_tombstone", "name": name})
+    _out(as_json, answer, lambda a: click.echo(f"purged {name}"))
+
+
+@main.command()
+@click.argument("name")
+@socket_option
+@json_option
+def pause(name: str, socket_path: str | None, as_json: bool) -> None:
+    """Mark agent NAME paused (its harness should not start turns)."""
+    answer = _call(socket_path or _default_socket(),
+                   {"cmd": "set_paused", "name": name, "paused": True})
+    _out(as_json, answer, lambda a: click.echo(f"paused {name}"))
+
+
+@main.command()
+@click.argument("name")
+@socket_option
+@json_option
+def resume(name: str, socket_path: str | None, as_json: bool) -> None:
+    """Remove the pause mark of agent NAME."""
+    answer = _call(socket_path or _default_socket(),
+                   {"cmd": "set_paused", "name": name, "paused": False})
+    _out(as_json, answer, lambda a: click.echo(f"resumed {name}"))
+
+
+@main.command()
+@click.argument("name")
+@click.option("--lines", "-n", default=100, type=click.IntRange(0, 10000), show_default=True,
+              help="How many of the last lines.")
+@socket_option
+@json_option
+def logs(name: str, lines: int, socket_path: str | None, as_json: bool) -> None:
+    """Print the last lines of agent NAME's log."""
+    answer = _call(socket_path or _default_socket(), {"cmd": "logs", "name": name,
+                                                      "lines": lines})
+    _out(as_json, answer, lambda a: [click.echo(line) for line in a["lines"]])
+
+
 # --- approvals, questions, reminders ---------------------------------------------------------
 @main.command("request-spawn")
 @click.argument("name")
