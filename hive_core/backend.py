@@ -81,6 +81,8 @@ class ProcessBackend:
 
     async def create(self, spec: AgentSpec) -> None:
         self._logs[spec.name] = spec.log_file
+        if spec.name not in self._children:
+            _reap_orphan(spec)
 
     async def start(self, spec: AgentSpec) -> None:
         if self._nursery is None:
@@ -112,6 +114,7 @@ class ProcessBackend:
             os.close(logfd)
         child = _Child(proc)
         self._children[spec.name] = child
+        _pid_file(spec).write_text(f"{proc.pid}\n")
         log.info("agent started name=%s pid=%d", spec.name, proc.pid)
         self._nursery.start_soon(self._watch, spec.name, child)
 
@@ -182,3 +185,28 @@ class ProcessBackend:
         async with trio.open_nursery() as nursery:
             for name in list(self._children):
                 nursery.start_soon(self.stop, name)
+
+
+def _pid_file(spec: AgentSpec) -> Path:
+    return spec.log_file.parent / "agent.pid"
+
+
+def _reap_orphan(spec: AgentSpec) -> None:
+    """A daemon killed with -9 leaves its agents running in their own sessions: at start-up, the
+    process recorded for this agent is killed if it is still that agent (its environment names
+    the agent's socket), so no second copy runs beside the new one."""
+    try:
+        pid = int(_pid_file(spec).read_text().strip())
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return
+    if f"HIVE_AGENT_SOCKET={spec.socket}".encode() not in environ:
+        return  # the pid was reused by someone else
+    log.warning("reaping agent left by a previous daemon name=%s pid=%d", spec.name, pid)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass

@@ -511,3 +511,18 @@ def test_events_follow_sees_new_events(running: Daemon, env: dict[str, str]) -> 
         for pipe in (follower.stdout, follower.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+def test_agents_left_by_kill9_are_reaped_on_restart(running: Daemon,
+                                                    env: dict[str, str]) -> None:
+    old = _spawn_echo(running, env)
+    running.kill9()
+    assert alive(old), "the agent outlives a kill -9 of its daemon (its own session)"
+    running.start()
+    wait_for(lambda: not alive(old), "the orphan to be reaped by the new daemon")
+    sock = agent_socket(running, "alice")
+    wait_for(lambda: answers(sock, {"cmd": "whoami"}), "alice's socket after restart")
+    pids = agent_pids(running.base / "run", "alice")
+    assert len(pids) == 1 and pids[0] != old, pids
+    ok("send", "alice", "once", env=env)
+    assert "alice: echo: once" in ok("inbox", "--wait", "10", env=env)
