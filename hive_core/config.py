@@ -7,6 +7,7 @@ TOML keys (all optional):
     retention_days (acked messages, delivered reminders), resolved_retention_days (approvals,
     questions), events_retention_days, turn_stats_retention_days (per-agent SQLite files),
     stop_agents_on_exit, crash_scan (seconds between crash-watcher scans),
+    max_connections, read_deadline (seconds to finish a started request line),
     manager_command ([argv]),
     [urls] domain, home, forge, matrix
 """
@@ -40,6 +41,8 @@ class Config:
     turn_stats_retention_days: float = 90.0
     stop_grace: float = 10.0
     crash_scan: float = 10.0
+    max_connections: int = 2048
+    read_deadline: float = 30.0
     stop_agents_on_exit: bool = True
     manager_command: list[str] | None = None
     urls: dict[str, str] = attrs.Factory(dict)

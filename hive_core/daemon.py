@@ -14,6 +14,7 @@ import errno
 import fcntl
 import logging
 import os
+import resource
 import signal
 
 import attrs
@@ -85,6 +86,7 @@ async def serve(
     config: Config, *, task_status: trio.TaskStatus[Hive] = trio.TASK_STATUS_IGNORED
 ) -> None:
     paths = Paths(config.state_dir, config.run_dir)
+    _raise_fd_limit()
     _prepare_dirs(paths)
     lock = _lock_state_dir(paths)
     store = Store(paths.database)
@@ -106,6 +108,13 @@ async def serve(
     log.info("stopped")
 
 
+def _raise_fd_limit() -> None:
+    """Every agent and client holds a descriptor: take the hard limit, not the soft 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def _lock_state_dir(paths: Paths) -> int:
     """One daemon per state dir: an exclusive lock on `<state>/hive.lock`, held until exit."""
     fd = os.open(paths.state / "hive.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -121,7 +130,8 @@ def _lock_state_dir(paths: Paths) -> int:
 async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nursery) -> Hive:
     events = EventChannel()
     backend = make_backend(config)
-    server = SocketServer(None, config.line_limit, config.admin_group)
+    server = SocketServer(None, config.line_limit, config.admin_group,
+                          config.max_connections, config.read_deadline)
 
     async def open_agent_socket(name: str) -> None:
         await server.listen(nursery, paths.agent_socket(name), Surface("agent", name, verbs.AGENT))

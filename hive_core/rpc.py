@@ -11,6 +11,9 @@ Rules kept here:
 - a line over the limit is answered `line_too_long` and the connection is closed;
 - a verb may turn the connection into a feed (`Feed`): the ack, then one answer per item, while
   a reader task notices the client hanging up;
+- a connection past `max_connections` is answered `limit` and closed; a client that starts a
+  line and does not finish it within `read_deadline` is dropped (idle connections between
+  requests are fine: agents long-poll);
 - peer credentials (`SO_PEERCRED`) are read and logged for every connection; the host socket
   refuses a peer that is neither root, the daemon's own user, nor in the admin group.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import errno
 import grp
 import logging
+import math
 import os
 import socket as stdsocket
 import stat
@@ -33,7 +37,7 @@ import trio
 
 from hive_wire.codec import LineBuffer, decode_line, encode_line
 from hive_wire.convert import decode_request, error_envelope, ok_envelope
-from hive_wire.errors import Forbidden, Internal, WireError
+from hive_wire.errors import Forbidden, Internal, Limit, WireError
 
 log = logging.getLogger("hive_core.rpc")
 
@@ -96,10 +100,15 @@ def _user_groups(uid: int, gid: int) -> set[int]:
 
 
 class SocketServer:
-    def __init__(self, hive: Any, line_limit: int, admin_group: str) -> None:
+    def __init__(
+        self, hive: Any, line_limit: int, admin_group: str, max_connections: int = 2048,
+        read_deadline: float = 30.0,
+    ) -> None:
         self.hive = hive
         self.line_limit = line_limit
         self.admin_group = admin_group
+        self.max_connections = max_connections
+        self.read_deadline = read_deadline
         self._scopes: dict[Path, trio.CancelScope] = {}
         self.connections = 0
 
@@ -150,6 +159,12 @@ class SocketServer:
         cred = peer_cred(stream.socket)
         log.debug("connect role=%s caller=%s peer=%s", surface.role, surface.caller, cred)
         try:
+            if self.connections > self.max_connections:
+                log.warning("connection refused: %d open (cap %d) role=%s", self.connections - 1,
+                            self.max_connections, surface.role)
+                err = Limit(f"too many connections ({self.max_connections}); try again later")
+                await stream.send_all(encode_line(error_envelope(err)))
+                return
             if surface.role == "host" and not self._admin(cred):
                 log.warning("refused peer on host socket peer=%s", cred)
                 err = Forbidden("permission denied: the host socket is for root and the "
@@ -176,8 +191,15 @@ class SocketServer:
 
     async def _requests(self, stream: trio.SocketStream, surface: Surface) -> None:
         buf = LineBuffer(self.line_limit)
+        line_deadline = math.inf  # a started line must be finished within `read_deadline`
         while True:
-            data = await stream.receive_some(65536)
+            data = b""
+            with trio.move_on_at(line_deadline) as waited:
+                data = await stream.receive_some(65536)
+            if waited.cancelled_caught:
+                log.info("dropped a client that left a line unfinished for %.0f s role=%s",
+                         self.read_deadline, surface.role)
+                return
             if not data:
                 return
             for line in buf.feed(data):
@@ -197,6 +219,10 @@ class SocketServer:
             if buf.overflow is not None:
                 await stream.send_all(encode_line(error_envelope(buf.overflow)))
                 return
+            if not buf.pending:
+                line_deadline = math.inf
+            elif line_deadline == math.inf:
+                line_deadline = trio.current_time() + self.read_deadline
 
     async def _answer(
         self, surface: Surface, line: bytes

@@ -1,0 +1,67 @@
+"""Abuse and limits: many idle connections, the connection cap, slow clients, fd leaks."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from hive_core.daemon import Hive
+from hive_wire.client import Connection
+
+from .conftest import call
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def hive_config() -> dict[str, Any]:
+    return {"max_connections": 1100, "read_deadline": 30.0}
+
+
+async def test_1000_idle_connections_and_the_cap(hive: Hive, host: str) -> None:
+    before = open_fds()
+    idle: list[trio.SocketStream] = []
+    try:
+        for _ in range(1000):
+            idle.append(await trio.open_unix_socket(host))
+        with trio.fail_after(10):  # a normal client is served beside them
+            assert (await call(host, {"cmd": "list"}))["ok"] is True
+        for _ in range(100):
+            idle.append(await trio.open_unix_socket(host))
+        with trio.fail_after(10):
+            refused = await call(host, {"cmd": "list"})
+        assert refused["ok"] is False and refused["code"] == "limit"
+        assert "too many connections" in refused["error"]
+    finally:
+        for stream in idle:
+            await stream.aclose()
+    await trio.testing.wait_all_tasks_blocked()  # the daemon has seen every EOF
+    assert hive.server.connections == 0
+    assert (await call(host, {"cmd": "list"}))["ok"] is True
+    assert open_fds() <= before + 2  # nothing leaked (the fixture's own sockets aside)
+
+
+async def test_one_byte_a_second_is_dropped(hive: Hive, host: str,
+                                            autojump_clock: trio.testing.MockClock) -> None:
+    stream = await trio.open_unix_socket(host)
+    start = trio.current_time()
+    with trio.fail_after(120):
+        try:
+            for byte in b'{"cmd":"list"' * 10:
+                await stream.send_all(bytes([byte]))
+                await trio.sleep(1)
+        except trio.BrokenResourceError:
+            pass
+        assert await stream.receive_some(100) == b""  # dropped, no answer
+    assert 30 <= trio.current_time() - start <= 32
+    await stream.aclose()
+    # An idle connection between requests is not dropped (agents long-poll).
+    async with await Connection.open(host) as conn:
+        await trio.sleep(3600)
+        assert await conn.call({"cmd": "list"}) == {"agents": []}
