@@ -322,7 +322,7 @@ def destroy(name: str, purge: bool, socket_path: str | None, as_json: bool) -> N
 @socket_option
 @json_option
 def tombstones(socket_path: str | None, as_json: bool) -> None:
-    """List the state dirs of destroyed agents (restorable by spawning the same name)."""
+    """List destroyed agents' state dirs (spawning the name restores one)."""
     answer = _call(socket_path or _default_socket(), {"cmd": "tombstones"})
     _out(as_json, answer, lambda a: _table(
         [[t["name"], t["destroyed_at"]] for t in a["tombstones"]], ["NAME", "DESTROYED"]))

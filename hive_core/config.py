@@ -8,6 +8,7 @@ TOML keys (all optional):
     questions), events_retention_days, turn_stats_retention_days (per-agent SQLite files),
     stop_agents_on_exit, crash_scan (seconds between crash-watcher scans),
     max_connections, read_deadline (seconds to finish a started request line),
+    nixos_container, journalctl, nixos_container_conf_dir (the nixos-container backend),
     manager_command ([argv]),
     [urls] domain, home, forge, matrix
 """
@@ -42,6 +43,9 @@ class Config:
     stop_grace: float = 10.0
     crash_scan: float = 10.0
     max_connections: int = 2048
+    nixos_container: str = "nixos-container"
+    journalctl: str = "journalctl"
+    nixos_container_conf_dir: str = "/etc/nixos-containers"  # /etc/containers before 22.05
     read_deadline: float = 30.0
     stop_agents_on_exit: bool = True
     manager_command: list[str] | None = None

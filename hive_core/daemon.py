@@ -16,6 +16,7 @@ import logging
 import os
 import resource
 import signal
+from pathlib import Path
 
 import attrs
 import trio
@@ -24,6 +25,7 @@ from . import sdnotify, verbs
 from .agents import Agents
 from .approvals import Approvals
 from .backend import Backend, ProcessBackend
+from .backend_nixos import NixosContainerBackend
 from .broker import MANAGER, OPERATOR, Broker
 from .clock import now
 from .config import Config
@@ -70,6 +72,12 @@ class Hive:
 def make_backend(config: Config) -> Backend:
     if config.backend == "process":
         return ProcessBackend(grace=config.stop_grace)
+    if config.backend == "nixos-container":
+        return NixosContainerBackend(
+            executable=config.nixos_container,
+            journalctl=config.journalctl,
+            conf_dir=Path(config.nixos_container_conf_dir),
+        )
     raise ValueError(f"backend {config.backend!r} is not built yet")
 
 

@@ -56,9 +56,9 @@ async def test_one_byte_a_second_is_dropped(hive: Hive, host: str,
             for byte in b'{"cmd":"list"' * 10:
                 await stream.send_all(bytes([byte]))
                 await trio.sleep(1)
+            raise AssertionError("the slow client was never dropped")
         except trio.BrokenResourceError:
-            pass
-        assert await stream.receive_some(100) == b""  # dropped, no answer
+            pass  # dropped: the daemon closed with our bytes unread (reset)
     assert 30 <= trio.current_time() - start <= 32
     await stream.aclose()
     # An idle connection between requests is not dropped (agents long-poll).
