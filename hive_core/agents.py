@@ -111,7 +111,6 @@ class Agents:
             if created:
                 shutil.rmtree(self.paths.agent_dir(name), ignore_errors=True)
             raise
-        self.events.publish("container_state_changed", agent=name, running=True)
         log.info("agent spawned name=%s", name)
 
     async def reopen(self, rows: list[sql.AgentRow]) -> None:

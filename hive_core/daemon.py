@@ -24,7 +24,7 @@ import trio
 from . import sdnotify, verbs
 from .agents import Agents
 from .approvals import Approvals
-from .backend import Backend, ProcessBackend
+from .backend import AgentSpec, Backend, ProcessBackend
 from .backend_nixos import NixosContainerBackend
 from .broker import MANAGER, OPERATOR, Broker
 from .clock import now
@@ -156,13 +156,13 @@ async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nurse
     approvals = Approvals(store, events, broker)
     questions = Questions(store, events, broker)
     reminders = Reminders(store, events, broker, paths.agent_state)
-    lifecycle = Lifecycle(agents, backend, broker, reminders, events, paths)
+    lifecycle = Lifecycle(agents, backend, broker, reminders, events, paths, config.urls)
     hive = Hive(config, paths, store, events, backend, agents, broker, server, approvals,
                 questions, reminders, LooseEnds(approvals, questions, reminders), lifecycle)
     server.hive = hive
 
     async def approve_spawn(row: ApprovalRow) -> dict[str, str]:
-        await agents.spawn(row.agent)
+        await lifecycle.spawn(row.agent)
         return {}
 
     approvals.actions["spawn"] = approve_spawn
@@ -178,6 +178,8 @@ async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nurse
             await backend.start(agents.spec(row.name, row.command))
         except Exception as e:  # one agent that cannot start must not stop the daemon
             log.error("cannot start agent name=%s error=%s", row.name, e)
+    if config.manager_command:
+        await _start_manager(config, paths, backend)
     # The host socket last: once it answers, every other socket is there too.
     await server.listen(
         nursery, paths.host_socket, Surface("host", OPERATOR, verbs.HOST), mode=0o660,
@@ -197,6 +199,17 @@ async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nurse
         paths.host_socket, paths.state, len(rows), pending, backend.kind,
     )
     return hive
+
+
+async def _start_manager(config: Config, paths: Paths, backend: Backend) -> None:
+    """The manager agent's own process, from `manager_command` (its socket serves either way)."""
+    state = ensure_dir(paths.state, "manager", "state")
+    spec = AgentSpec(name=MANAGER, command=list(config.manager_command or []), state_dir=state,
+                     socket=paths.manager_socket, log_file=state.parent / "agent.log")
+    try:
+        await backend.start(spec)
+    except Exception as e:
+        log.error("cannot start the manager error=%s", e)
 
 
 async def _maintenance(hive: Hive) -> None:

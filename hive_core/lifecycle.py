@@ -46,8 +46,9 @@ PAUSED_MARKER = "paused"
 class Lifecycle:
     def __init__(
         self, agents: Agents, backend: Backend, broker: Broker, reminders: Reminders,
-        events: EventChannel, paths: Paths,
+        events: EventChannel, paths: Paths, urls: dict[str, str] | None = None,
     ) -> None:
+        self.urls = urls or {}
         self.agents = agents
         self.backend = backend
         self.broker = broker
@@ -82,6 +83,7 @@ class Lifecycle:
         rows: list[agents_sql.AgentRow] = await self.agents.store.run(agents_sql.all_rows)
         running = await self.backend.running()
         counts = await self.reminders.pending_counts()
+        home = self.urls.get("home")
         return [
             {
                 "name": r.name, "running": r.name in running,
@@ -90,6 +92,7 @@ class Lifecycle:
                 "needs_update": False, "needs_login": False,
                 "pending_reminders": counts.get(r.name, 0), "paused": self.paused(r.name),
                 "status_text": r.status_text, "status_set_at": rfc3339(r.status_set_at),
+                "url": f"{home.rstrip('/')}/agent/{r.name}/" if home else None,
                 "transient": self.transients.get(r.name),
                 "last_turn_at": rfc3339(r.last_turn_at),
             }
@@ -118,6 +121,11 @@ class Lifecycle:
 
     async def _kick(self, name: str, what: str) -> None:
         await self.broker.deliver(SYSTEM, [name], f"[system] {what}: your harness may resume")
+
+    async def spawn(self, name: str, command: list[str] | None = None) -> None:
+        await self.agents.spawn(name, command)
+        await self.changed(name)
+        await self.broker.notify(MANAGER, "spawned", agent=name)
 
     async def start(self, name: str) -> None:
         self.agents.require(name)

@@ -122,7 +122,7 @@ async def urls(hive: Hive, caller: str, req: rq.Urls) -> rs.Urls:
 
 
 async def spawn(hive: Hive, caller: str, req: rq.Spawn) -> rs.Ok:
-    await hive.agents.spawn(req.name, req.command)
+    await hive.lifecycle.spawn(req.name, req.command)
     return rs.Ok()
 
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -82,11 +83,17 @@ async def call(path: str, request: dict[str, Any]) -> dict[str, Any]:
 
 
 async def spawn_idle(hive: Hive, *names: str) -> None:
-    """Spawn agents whose process just sleeps (the test plays the agent over its socket)."""
+    """Spawn agents whose process just sleeps (the test plays the agent over its socket), and
+    consume the manager's `spawned` helper events, so tests start from an empty manager inbox."""
+    manager = str(hive.paths.manager_socket)
     for name in names:
         answer = await call(str(hive.paths.host_socket),
                             {"cmd": "spawn", "name": name, "command": SLEEPER})
         assert answer["ok"], answer
+        got = await call(manager, {"cmd": "recv"})
+        assert [json.loads(m["body"]) for m in got["messages"]] == [
+            {"event": "spawned", "agent": name}], got
+        assert (await call(manager, {"cmd": "ack_turn"}))["acked"] == 1
 
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(3600)"]

@@ -91,6 +91,8 @@ async def test_tombstone_is_restored_by_spawning_again(hive: Hive, host: str) ->
     await spawn_idle(hive, "bob")
     (hive.paths.agent_state("bob") / "memory.txt").write_text("kept")
     await ok(host, {"cmd": "destroy", "name": "bob"})
+    assert [e["event"] for e in await system_events(str(hive.paths.manager_socket))] == [
+        "destroyed"]
     await spawn_idle(hive, "bob")
     assert (hive.paths.agent_state("bob") / "memory.txt").read_text() == "kept"
     await ok(host, {"cmd": "destroy", "name": "bob", "purge": True})

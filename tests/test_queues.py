@@ -48,7 +48,8 @@ async def test_request_spawn_approve_runs_spawn_and_tells_manager(hive: Hive, ho
     row = (await ok(host, {"cmd": "pending"}))["approvals"][0]
     assert row["status"] == "approved" and "resolved_at" in row
     events = await helper_events(manager)
-    assert events == [{"event": "approval_resolved", "id": rid, "agent": "bob",
+    assert events == [{"event": "spawned", "agent": "bob"},
+                      {"event": "approval_resolved", "id": rid, "agent": "bob",
                        "status": "approved"}]
     # A second approve or a deny of a resolved approval is a conflict and runs nothing.
     await refused(host, {"cmd": "approve", "id": rid}, "conflict")
@@ -58,10 +59,10 @@ async def test_request_spawn_approve_runs_spawn_and_tells_manager(hive: Hive, ho
 
 async def test_deny_records_note_and_failed_spawn_says_why(hive: Hive, host: str,
                                                            manager: str) -> None:
-    a = (await ok(host, {"cmd": "request_spawn", "name": "carol"}))["id"]
-    await ok(host, {"cmd": "deny", "id": a, "note": "not today"})
     b = (await ok(manager, {"cmd": "request_spawn", "name": "dave"}))["id"]
     await spawn_idle(hive, "dave")  # the name is taken before approval: the action fails
+    a = (await ok(host, {"cmd": "request_spawn", "name": "carol"}))["id"]
+    await ok(host, {"cmd": "deny", "id": a, "note": "not today"})
     await ok(host, {"cmd": "approve", "id": b})
     rows = {r["id"]: r for r in (await ok(host, {"cmd": "pending"}))["approvals"]}
     assert rows[a]["status"] == "denied" and rows[a]["note"] == "not today"
