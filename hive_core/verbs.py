@@ -347,12 +347,8 @@ async def retry_reminder(hive: Hive, caller: str, req: rq.RetryReminder) -> rs.O
 
 # --- loose ends ------------------------------------------------------------------------------
 async def get_loose_ends(hive: Hive, caller: str, req: rq.GetLooseEnds) -> rs.LooseEnds:
-    ends = await hive.loose_ends.list(None if caller == "manager" else caller)
-    return rs.LooseEnds(loose_ends=[
-        rs.LooseEnd(kind=e.kind, id=e.id, agent=e.agent, status=e.status, summary=e.summary,
-                    since=e.since)
-        for e in ends
-    ])
+    return rs.LooseEnds(loose_ends=await hive.loose_ends.list(
+        None if caller == "manager" else caller))
 
 
 async def cancel_loose_end(hive: Hive, caller: str, req: rq.CancelLooseEnd) -> rs.Ok:
