@@ -25,6 +25,8 @@ import trio
 
 from hive_wire.errors import Conflict, NotFound, Unavailable
 
+from .clock import offload
+
 log = logging.getLogger("hive_core.backend")
 
 
@@ -178,7 +180,7 @@ class ProcessBackend:
             except FileNotFoundError:
                 return []
 
-        return await trio.to_thread.run_sync(tail)
+        return await offload(tail)
 
     async def close(self) -> None:
         """Stop every child (the daemon is going away)."""

@@ -56,6 +56,7 @@ from hive_wire.errors import BadRequest, Conflict, NotFound, Unavailable
 from hive_wire.names import check_agent_name
 
 from .backend import AgentSpec, ExitCallback
+from .clock import offload
 
 log = logging.getLogger("hive_core.backend_nixos")
 
@@ -131,7 +132,7 @@ class NixosContainerBackend:
         if await self._status(cname) == "gone":
             await self._nc("create", cname, "--config-file", str(config_file))
             log.info("container created name=%s config=%s", cname, config_file)
-        await trio.to_thread.run_sync(self._write_flags, cname, flags)
+        await offload(self._write_flags, cname, flags)
 
     async def start(self, spec: AgentSpec) -> None:
         await self._nc("start", self._checked(spec.name))
@@ -163,7 +164,7 @@ class NixosContainerBackend:
         cname = self._checked(spec.name)
         config_file = self._config_file(spec)
         flags = self._bind_flags(spec, config_file.parent)
-        await trio.to_thread.run_sync(self._write_flags, cname, flags)
+        await offload(self._write_flags, cname, flags)
         await self._nc("update", cname, "--config-file", str(config_file))
 
     async def running(self) -> set[str]:

@@ -27,7 +27,7 @@ from .approvals import Approvals
 from .backend import AgentSpec, Backend, ProcessBackend
 from .backend_nixos import NixosContainerBackend
 from .broker import MANAGER, OPERATOR, Broker
-from .clock import now
+from .clock import now, offload
 from .config import Config
 from .events import EventChannel
 from .lifecycle import Lifecycle
@@ -253,7 +253,7 @@ async def _vacuum(hive: Hive) -> None:
         "hyperhive-turn-stats.sqlite": at - cfg.turn_stats_retention_days * 86400,
     }
     states = [hive.paths.agent_state(n) for n in sorted(hive.agents.names)]
-    removed = await trio.to_thread.run_sync(agent_files.vacuum_all, states, cutoffs)
+    removed = await offload(agent_files.vacuum_all, states, cutoffs)
     for path, count in removed.items():
         log.info("vacuum file=%s removed=%d", path, count)
 

@@ -31,7 +31,7 @@ from hive_wire.names import check_agent_name
 from .agents import Agents
 from .backend import Backend
 from .broker import MANAGER, Broker
-from .clock import rfc3339
+from .clock import offload, rfc3339
 from .events import EventChannel
 from .helper_events import SYSTEM
 from .paths import Paths
@@ -170,9 +170,9 @@ class Lifecycle:
             await self.backend.destroy(name)
             self.agents.close_socket(name)
             await self.agents.remove(name)
-            await trio.to_thread.run_sync(_remove_tree, self.paths.run / "agents", name)
+            await offload(_remove_tree, self.paths.run / "agents", name)
             if purge:
-                await trio.to_thread.run_sync(_remove_tree, self.paths.state / "agents", name)
+                await offload(_remove_tree, self.paths.state / "agents", name)
         self.events.publish("container_removed", agent=name)
         if not purge:
             self.events.publish("tombstone_added", agent=name)
@@ -196,7 +196,7 @@ class Lifecycle:
         check_agent_name(name)
         if name in self.agents.names:
             raise Conflict(f'agent "{name}" exists; destroy it first')
-        if not await trio.to_thread.run_sync(_remove_tree, self.paths.state / "agents", name):
+        if not await offload(_remove_tree, self.paths.state / "agents", name):
             raise NotFound(f'no tombstone named "{name}"')
         self.events.publish("tombstone_removed", agent=name)
 

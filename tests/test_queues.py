@@ -293,3 +293,29 @@ async def test_vacuum_ages(hive: Hive, host: str, autojump_clock: trio.testing.M
     assert [m["body"] for m in before][0] == "m" and len(before) == 2
     await trio.sleep(864 + 3600)  # past the message retention; vacuum is hourly
     assert (await ok(alice, {"cmd": "recent", "limit": 10}))["messages"] == []
+
+
+async def test_vacuum_sweeps_agent_files_and_survives_a_bad_one(
+    hive: Hive, host: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    import sqlite3
+    import time
+
+    await spawn_idle(hive, "alice", "bob")
+    now = time.time()
+    events = hive.paths.agent_state("bob") / "hyperhive-events.sqlite"
+    conn = sqlite3.connect(events)
+    conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, ts INTEGER, kind TEXT, "
+                 "payload_json TEXT)")
+    conn.executemany("INSERT INTO events (ts, kind, payload_json) VALUES (?, 'k', '{}')",
+                     [(int(now - 30 * 86400),), (int((now - 30 * 86400) * 1000),), (int(now),)])
+    conn.commit()
+    conn.close()
+    # alice's file is garbage: the sweep logs it and goes on to bob's.
+    (hive.paths.agent_state("alice") / "hyperhive-turn-stats.sqlite").write_bytes(b"not sqlite")
+    await trio.sleep(3600 + 60)  # the next hourly sweep
+    conn = sqlite3.connect(events)
+    left = [r[0] for r in conn.execute("SELECT ts FROM events")]
+    conn.close()
+    assert left == [int(now)]
+    assert (await ok(host, {"cmd": "list"}))["agents"] == ["alice", "bob"]
