@@ -32,11 +32,18 @@ def now() -> float:
     return trio.current_time() + offset
 
 
+_last: tuple[int, str] = (-1, "")
+
+
 def rfc3339(ts: float | None) -> str | None:
     """`2026-09-07T12:34:56Z` for a timestamp (None stays None)."""
+    global _last
     if ts is None:
         return None
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    second = int(ts // 1)
+    if second != _last[0]:  # the same second is formatted once (events stamp many per second)
+        _last = (second, dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _last[1]
 
 
 async def offload(fn: Callable[..., T], *args: Any) -> T:

@@ -6,8 +6,9 @@ Rules kept here:
   thread) and get the result only after the transaction holding the job has committed, so `ok`
   means on disk (WAL, `synchronous=FULL`);
 - every job queued while a commit runs is committed with the next batch: one fsync for many jobs;
-- a job that raises is rolled back alone (a savepoint per job when the batch has several) and its
-  caller gets the exception; a failed commit fails every job of the batch with `Unavailable`;
+- a job that raises is rolled back alone and its caller gets the exception: a batch runs without
+  savepoints first and, only if a job raised, again with a savepoint per job; a failed commit
+  fails every job of the batch with `Unavailable`; jobs touch nothing but the database;
 - `sqlite3` errors never leave the store raw: they become `Unavailable`, chained.
 """
 
@@ -167,6 +168,8 @@ class Store:
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         self.transactions += 1
         self.operations += len(batch)
+        if len(batch) > 1 and self._run_plain(conn, batch):
+            return
         several = len(batch) > 1
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -192,6 +195,32 @@ class Store:
                 except sqlite3.Error:
                     log.exception("rollback failed")
             _fail_all(batch, e)
+
+    @staticmethod
+    def _run_plain(conn: sqlite3.Connection, batch: list[_Job]) -> bool:
+        """The common case: every job of the batch succeeds, so no savepoints are needed. If one
+        raises, everything is rolled back and False says to run the batch again with a
+        savepoint per job (jobs touch nothing but the database, so running again is safe)."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                job.result = job.fn(conn, *job.args)
+        except BaseException:  # noqa: BLE001 - the slow path sorts out whose it was
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for job in batch:
+                job.result = None
+            return False
+        try:
+            conn.execute("COMMIT")
+        except BaseException as e:  # noqa: BLE001 - every job of the batch learns of it
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    log.exception("rollback failed")
+            _fail_all(batch, e)
+        return True
 
 
 def _translate(err: BaseException) -> BaseException:
