@@ -193,13 +193,16 @@ class SocketServer:
         buf = LineBuffer(self.line_limit)
         line_deadline = math.inf  # a started line must be finished within `read_deadline`
         while True:
-            data = b""
-            with trio.move_on_at(line_deadline) as waited:
+            if line_deadline == math.inf:  # between requests: wait as long as the client likes
                 data = await stream.receive_some(65536)
-            if waited.cancelled_caught:
-                log.info("dropped a client that left a line unfinished for %.0f s role=%s",
-                         self.read_deadline, surface.role)
-                return
+            else:
+                data = b""
+                with trio.move_on_at(line_deadline) as waited:
+                    data = await stream.receive_some(65536)
+                if waited.cancelled_caught:
+                    log.info("dropped a client that left a line unfinished for %.0f s role=%s",
+                             self.read_deadline, surface.role)
+                    return
             if not data:
                 return
             for line in buf.feed(data):
