@@ -6,6 +6,8 @@ Rules kept here:
   thread) and get the result only after the transaction holding the job has committed, so `ok`
   means on disk (WAL, `synchronous=FULL`);
 - every job queued while a commit runs is committed with the next batch: one fsync for many jobs;
+- when the loop has nothing else runnable and nothing is queued, a job runs at once in the trio
+  thread (under the same lock as a batch): one request alone pays no thread hops;
 - a job that raises is rolled back alone and its caller gets the exception: a batch runs without
   savepoints first and, only if a job raised, again with a savepoint per job; a failed commit
   fails every job of the batch with `Unavailable`; jobs touch nothing but the database;
@@ -58,6 +60,8 @@ class Store:
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._inline: sqlite3.Connection | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._busy = threading.Lock()  # held while a batch runs, in either thread
 
     # --- lifecycle ------------------------------------------------------------------------
     async def open(self) -> None:
@@ -106,14 +110,25 @@ class Store:
         if self._inline is not None:
             await trio.lowlevel.checkpoint()
             self._run_batch(self._inline, [job])
-        elif self._thread is None:
+        elif self._thread is None or self._conn is None:
             raise Unavailable("the database is closed")
+        elif self._idle() and self._busy.acquire(blocking=False):
+            # Nothing else to do and nothing queued: the two thread hops would only add
+            # latency, so commit here (the loop has nobody to serve meanwhile).
+            try:
+                self._run_batch(self._conn, [job])
+            finally:
+                self._busy.release()
+            await trio.lowlevel.cancel_shielded_checkpoint()
         else:
             self._queue.put(job)
             await job.done.wait()
         if job.error is not None:
             raise job.error
         return job.result
+
+    def _idle(self) -> bool:
+        return self._queue.empty() and trio.lowlevel.current_statistics().tasks_runnable == 0
 
     # --- the thread -----------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -138,6 +153,7 @@ class Store:
             err.__cause__ = e
             token.run_sync_soon(report, err)
             return
+        self._conn = conn
         token.run_sync_soon(report, None)
         try:
             while True:
@@ -155,7 +171,8 @@ class Store:
                         stop = True
                         break
                     batch.append(nxt)
-                self._run_batch(conn, batch)
+                with self._busy:
+                    self._run_batch(conn, batch)
                 try:
                     token.run_sync_soon(_finish, batch)
                 except trio.RunFinishedError:
@@ -163,7 +180,9 @@ class Store:
                 if stop:
                     break
         finally:
-            conn.close()
+            with self._busy:
+                self._conn = None
+                conn.close()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         self.transactions += 1
