@@ -7,6 +7,9 @@ TOML keys (all optional):
     retention_days (acked messages, delivered reminders), resolved_retention_days (approvals,
     questions), events_retention_days, turn_stats_retention_days (per-agent SQLite files),
     stop_agents_on_exit, crash_scan (seconds between crash-watcher scans),
+    restart_on_crash, restart_max_crashes, restart_window, restart_backoff, restart_backoff_max
+    (the restart policy: off by default; back-off doubles from restart_backoff up to its max;
+    more than restart_max_crashes crashes within restart_window seconds and it gives up),
     max_connections, read_deadline (seconds to finish a started request line),
     nixos_container, journalctl, nixos_container_conf_dir (the nixos-container backend),
     manager_command ([argv]),
@@ -42,6 +45,11 @@ class Config:
     turn_stats_retention_days: float = 90.0
     stop_grace: float = 10.0
     crash_scan: float = 10.0
+    restart_on_crash: bool = False
+    restart_max_crashes: int = 5
+    restart_window: float = 600.0
+    restart_backoff: float = 1.0
+    restart_backoff_max: float = 60.0
     max_connections: int = 2048
     nixos_container: str = "nixos-container"
     journalctl: str = "journalctl"

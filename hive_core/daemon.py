@@ -30,7 +30,7 @@ from .broker import MANAGER, OPERATOR, Broker
 from .clock import now, offload
 from .config import Config
 from .events import EventChannel
-from .lifecycle import Lifecycle
+from .lifecycle import Lifecycle, RestartPolicy
 from .loose_ends import LooseEnds
 from .paths import Paths, ensure_dir
 from .questions import Questions
@@ -157,6 +157,9 @@ async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nurse
     questions = Questions(store, events, broker)
     reminders = Reminders(store, events, broker, paths.agent_state)
     lifecycle = Lifecycle(agents, backend, broker, reminders, events, paths, config.urls)
+    if config.restart_on_crash:
+        lifecycle.policy = RestartPolicy(config.restart_max_crashes, config.restart_window,
+                                         config.restart_backoff, config.restart_backoff_max)
     hive = Hive(config, paths, store, events, backend, agents, broker, server, approvals,
                 questions, reminders, LooseEnds(approvals, questions, reminders), lifecycle)
     server.hive = hive

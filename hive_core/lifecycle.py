@@ -10,6 +10,8 @@ Rules kept here:
 - an agent that stops running without a transient on it has crashed: its in-flight messages are
   requeued, the manager gets `container_crash`; the process backend reports an exit at once, the
   watcher's scan (every `crash_scan` seconds; the first scan only seeds) catches the rest;
+- an optional restart policy (off by default) restarts a crashed agent after an exponential
+  back-off and gives up, saying so, after too many crashes in a window;
 - destroy keeps the state dir as a tombstone unless `purge`; nothing is followed through a symlink.
 """
 
@@ -19,10 +21,12 @@ import logging
 import os
 import shutil
 import stat
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import trio
 
 from hive_wire.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -43,6 +47,14 @@ log = logging.getLogger("hive_core.lifecycle")
 PAUSED_MARKER = "paused"
 
 
+@attrs.frozen
+class RestartPolicy:
+    max_crashes: int = 5
+    window: float = 600.0
+    backoff: float = 1.0
+    backoff_max: float = 60.0
+
+
 class Lifecycle:
     def __init__(
         self, agents: Agents, backend: Backend, broker: Broker, reminders: Reminders,
@@ -57,6 +69,9 @@ class Lifecycle:
         self.paths = paths
         self.transients: dict[str, str] = {}
         self._seen_running: set[str] | None = None
+        self.policy: RestartPolicy | None = None
+        self._crashes: dict[str, deque[float]] = {}
+        self._nursery: trio.Nursery | None = None
 
     # --- transients -------------------------------------------------------------------------
     @asynccontextmanager
@@ -217,6 +232,8 @@ class Lifecycle:
     def on_exit(self, nursery: trio.Nursery) -> Any:
         """The backend's exit callback: an exit nobody asked for is a crash, reported now."""
 
+        self._nursery = nursery
+
         def exited(name: str, code: int) -> None:
             nursery.start_soon(self._exited, name, f"exit code {code}")
 
@@ -234,8 +251,44 @@ class Lifecycle:
         log.warning("agent crashed name=%s note=%s", name, note)
         requeued = await self.broker.requeue_inflight(name)
         self.events.publish("container_crash", agent=name, note=note, requeued=requeued)
-        await self.broker.notify(MANAGER, "container_crash", agent=name, note=note)
         await self.changed(name)
+        delay, gave_up = self._restart_plan(name)
+        if gave_up:
+            note += f"; gave up restarting after {gave_up}"
+        elif delay is not None:
+            note += f"; restarting in {delay:g} s"
+        await self.broker.notify(MANAGER, "container_crash", agent=name, note=note)
+        if delay is not None and self._nursery is not None:
+            self._nursery.start_soon(self._restart_later, name, delay)
+
+    def _restart_plan(self, name: str) -> tuple[float | None, str]:
+        """(delay before restarting, or None; what made it give up, or "")."""
+        policy = self.policy
+        if policy is None:
+            return None, ""
+        at = trio.current_time()
+        history = self._crashes.setdefault(name, deque())
+        history.append(at)
+        while history and history[0] < at - policy.window:
+            history.popleft()
+        if len(history) > policy.max_crashes:
+            self.events.publish("restart_given_up", agent=name, crashes=len(history))
+            return None, f"{len(history)} crashes in {policy.window:g} s"
+        return min(policy.backoff_max, policy.backoff * 2 ** (len(history) - 1)), ""
+
+    async def _restart_later(self, name: str, delay: float) -> None:
+        await trio.sleep(delay)
+        if name not in self.agents.names or name in self.transients:
+            return
+        if name in await self.backend.running():
+            return
+        row = await self.agents.store.run(agents_sql.get, name)
+        if row is None or not row.want_running:
+            return  # stopped by someone meanwhile
+        try:
+            await self.start(name)
+        except Exception as e:
+            log.error("restart after crash failed name=%s error=%s", name, e)
 
     async def watch(self, interval: float) -> None:
         """Every `interval` s: an agent that was running and is gone, with no transient, crashed.

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
+import trio.testing
 
 from hive_core.daemon import Hive
 from hive_wire.client import Connection
@@ -201,3 +203,26 @@ async def test_stopped_agent_stays_stopped_across_restart(dirs: Path) -> None:
         rows = (await ok(str(h.paths.host_socket), {"cmd": "agent_status"}))["agent_statuses"]
         assert {r["name"]: r["running"] for r in rows} == {"down": False, "up": True}
         h.shutdown()
+
+
+class TestRestartPolicy:
+    @pytest.fixture
+    def hive_config(self) -> dict[str, Any]:
+        return {"restart_on_crash": True, "restart_max_crashes": 3, "restart_window": 600,
+                "restart_backoff": 2, "restart_backoff_max": 60}
+
+    async def test_backs_off_then_gives_up(self, hive: Hive, host: str, manager: str,
+                                           autojump_clock: trio.testing.MockClock) -> None:
+        # An agent that dies at once, every time it is started.
+        await ok(host, {"cmd": "spawn", "name": "flaky", "command": ["/bin/false"]})
+        notes = []
+        with trio.fail_after(3600):
+            while not any("gave up" in n for n in notes):
+                got = await ok(manager, {"cmd": "recv", "wait_seconds": 180, "max": 32})
+                await ok(manager, {"cmd": "ack_turn"})
+                notes += [json.loads(m["body"]).get("note", "") for m in got["messages"]
+                          if json.loads(m["body"])["event"] == "container_crash"]
+        assert [n.split("; ")[1] for n in notes] == [
+            "restarting in 2 s", "restarting in 4 s", "restarting in 8 s",
+            "gave up restarting after 4 crashes in 600 s"]
+        assert (await row(host, "flaky"))["running"] is False
