@@ -150,6 +150,30 @@ def _first_leaf(group: BaseException) -> BaseException:
     return group
 
 
+@main.command("systemd-unit")
+@click.option("--executable", default=None,
+              help="The hive-core to run (default: this installation's).")
+@click.option("--state-dir", default="/var/lib/hyperhive", show_default=True,
+              help="State directory the unit passes to serve.")
+@click.option("--run-dir", default="/run/hyperhive", show_default=True,
+              help="Run directory the unit passes to serve.")
+@click.option("--config", "config_file", default=None, help="TOML config file for serve.")
+@click.option("--group", default="hive-admin", show_default=True,
+              help="Admin group of the host socket (another one needs --config with admin_group).")
+@click.option("--watchdog-sec", default=30, show_default=True, type=click.IntRange(1),
+              help="WatchdogSec= of the unit.")
+def systemd_unit(executable: str | None, state_dir: str, run_dir: str, config_file: str | None,
+                 group: str, watchdog_sec: int) -> None:
+    """Print the systemd unit of `hive-core serve` (for hosts without Nix)."""
+    from .systemd_unit import default_executable, render
+
+    try:
+        click.echo(render(executable or default_executable(), state_dir, run_dir, config_file,
+                          group, watchdog_sec), nl=False)
+    except ValueError as e:
+        _die(2, str(e))
+
+
 @main.command("list")
 @socket_option
 @json_option
