@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import logging
 import shutil
-import sys
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 
-from hive_wire.errors import BadRequest, Conflict, NotFound
+from hive_wire.errors import BadRequest, Conflict, NotFound, Unavailable
 from hive_wire.names import check_agent_name
 
 from .backend import AgentSpec, Backend
 from .clock import now
+from .config_repos import MAX_ARGV, ConfigRepos
 from .events import EventChannel
 from .paths import Paths, ensure_dir
 from .store import agents as sql
@@ -30,8 +31,6 @@ from .store.db import Store
 
 log = logging.getLogger("hive_core.agents")
 
-ECHO_AGENT = [sys.executable, "-m", "hive_core", "agent", "echo"]
-MAX_ARGV = 256
 STATUS_TEXT_MAX = 1024
 
 
@@ -44,7 +43,13 @@ class Agents:
         paths: Paths,
         open_socket: Callable[[str], Awaitable[None]],
         close_socket: Callable[[str], None],
+        repos: ConfigRepos,
     ) -> None:
+        self.repos = repos
+        # An applied repo's main moves only when the daemon deploys, and a commit's config never
+        # changes: both are read from git once (`forget` after a deploy or a destroy).
+        self._main: dict[str, str] = {}
+        self._configs: dict[tuple[str, str], dict[str, Any]] = {}
         self.store = store
         self.events = events
         self.backend = backend
@@ -64,10 +69,24 @@ class Agents:
         self.names = {r.name for r in rows}
         return rows
 
-    def spec(self, name: str, command: list[str] | None) -> AgentSpec:
+    async def spec(self, name: str, sha: str | None = None) -> AgentSpec:
+        """What to run for `name`: its config at `sha` in the applied repo (default: main)."""
+        command: list[str] = []
+        env: dict[str, str] = {}
+        if self.backend.kind == "process":
+            if sha is None:
+                sha = self._main.get(name) or await self.repos.main_sha(name)
+                if sha is None:
+                    raise Unavailable(f'agent "{name}" has no applied config repo')
+                self._main[name] = sha
+            config = self._configs.get((name, sha))
+            if config is None:
+                config = self._configs[(name, sha)] = await self.repos.config_at(name, sha)
+            command, env = config["command"], config["env"]
         return AgentSpec(
             name=name,
-            command=command or ECHO_AGENT,
+            command=command,
+            env=env,
             state_dir=self.paths.agent_state(name),
             socket=self.paths.agent_socket(name),
             log_file=self.paths.agent_log(name),
@@ -88,26 +107,34 @@ class Agents:
             raise Conflict(f'agent "{name}" already exists')
         created = not self.paths.agent_dir(name).exists()
         self._make_dirs(name)
+        seeded = False
         try:
+            seeded = await self.repos.seed(name, self.backend.kind, command)
             if not await self.store.run(sql.insert, name, command, now()):
                 raise Conflict(f'agent "{name}" already exists')
         except BaseException:
+            with trio.CancelScope(shield=True):
+                if seeded:
+                    await self.repos.purge(name)
             if created:
                 shutil.rmtree(self.paths.agent_dir(name), ignore_errors=True)
             raise
         self.names.add(name)
-        spec = self.spec(name, command)
         try:
+            spec = await self.spec(name)
             await self.open_socket(name)
             await self.backend.create(spec)
             await self.backend.start(spec)
         except BaseException:
             # Undo everything: a spawn that failed leaves no half-made agent behind.
             self.names.discard(name)
+            self.forget(name)
             self.close_socket(name)
             with trio.CancelScope(shield=True):
                 await self.backend.destroy(name)
                 await self.store.run(sql.delete, name)
+                if seeded:
+                    await self.repos.purge(name)
             if created:
                 shutil.rmtree(self.paths.agent_dir(name), ignore_errors=True)
             raise
@@ -117,10 +144,19 @@ class Agents:
         """At start-up: every known agent gets its directories and socket back."""
         for row in rows:
             self._make_dirs(row.name)
+            await self.repos.seed(row.name, self.backend.kind, row.command)
+            await self.repos.recover(row.name)  # a build cut short by a crash
             await self.open_socket(row.name)
-            await self.backend.create(self.spec(row.name, row.command))
+            await self.backend.create(await self.spec(row.name))
+
+    def forget(self, name: str) -> None:
+        """Drop what is cached of `name`'s applied repo (it was deployed to, or removed)."""
+        self._main.pop(name, None)
+        for key in [k for k in self._configs if k[0] == name]:
+            del self._configs[key]
 
     async def remove(self, name: str) -> None:
+        self.forget(name)
         """Forget an agent (its row and name); its directories are the caller's business."""
         self.names.discard(name)
         await self.store.run(sql.delete, name)

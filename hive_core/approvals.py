@@ -41,6 +41,8 @@ class Approvals:
         self.events = events
         self.broker = broker
         self.actions: dict[str, Action] = {}
+        # What a denial of a kind records besides the row (apply_commit: a `denied/` tag).
+        self.on_deny: dict[str, Callable[[ApprovalRow], Awaitable[None]]] = {}
         self._running: set[int] = set()
 
     async def request(
@@ -107,6 +109,12 @@ class Approvals:
         resolved = await self.store.run(sql.resolve, approval_id, "denied", note, now())
         if resolved is None:
             raise Conflict(f"approval {approval_id} is no longer pending")
+        hook = self.on_deny.get(resolved.kind)
+        if hook is not None:
+            try:
+                await hook(resolved)
+            except Exception:
+                log.exception("recording the denial failed id=%d", approval_id)
         await self._resolved(resolved)
         return resolved
 

@@ -14,6 +14,7 @@ TOML keys (all optional):
     nixos_container, journalctl, nixos_container_conf_dir (the nixos-container backend),
     manager_command ([argv]),
     [urls] domain, home, forge, matrix
+    [forge] url, token_file (the optional mirror of the applied config repos)
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Config:
     stop_agents_on_exit: bool = True
     manager_command: list[str] | None = None
     urls: dict[str, str] = attrs.Factory(dict)
+    forge: dict[str, str] = attrs.Factory(dict)
 
     def socket_path_check(self) -> None:
         longest = self.run_dir / "agents" / ("x" * 63) / "mcp.sock"

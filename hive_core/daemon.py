@@ -29,6 +29,7 @@ from .backend_nixos import NixosContainerBackend
 from .broker import MANAGER, OPERATOR, Broker
 from .clock import now, offload
 from .config import Config
+from .config_repos import ConfigRepos
 from .events import EventChannel
 from .lifecycle import Lifecycle, RestartPolicy
 from .loose_ends import LooseEnds
@@ -147,7 +148,11 @@ async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nurse
     def close_agent_socket(name: str) -> None:
         server.close(paths.agent_socket(name))
 
-    agents = Agents(store, events, backend, paths, open_agent_socket, close_agent_socket)
+    token_file = config.forge.get("token_file")
+    repos = ConfigRepos(paths.state, config.forge.get("url"),
+                        Path(token_file) if token_file else None)
+    repos.attach(nursery)
+    agents = Agents(store, events, backend, paths, open_agent_socket, close_agent_socket, repos)
     broker = Broker(
         store, events, agents.is_agent, agents.sorted_names,
         body_limit=config.body_limit, lease_timeout=config.lease_timeout,
@@ -156,7 +161,8 @@ async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nurse
     approvals = Approvals(store, events, broker)
     questions = Questions(store, events, broker)
     reminders = Reminders(store, events, broker, paths.agent_state)
-    lifecycle = Lifecycle(agents, backend, broker, reminders, events, paths, config.urls)
+    lifecycle = Lifecycle(agents, backend, broker, reminders, events, paths, approvals,
+                          config.urls)
     if config.restart_on_crash:
         lifecycle.policy = RestartPolicy(config.restart_max_crashes, config.restart_window,
                                          config.restart_backoff, config.restart_backoff_max)
@@ -169,6 +175,8 @@ async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nurse
         return {}
 
     approvals.actions["spawn"] = approve_spawn
+    approvals.actions["apply_commit"] = lifecycle.deploy
+    approvals.on_deny["apply_commit"] = lifecycle.refuse
 
     backend.attach(nursery, lifecycle.on_exit(nursery))
     rows = await agents.load()
@@ -178,7 +186,7 @@ async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nurse
         if not row.want_running:
             continue
         try:
-            await backend.start(agents.spec(row.name, row.command))
+            await backend.start(await agents.spec(row.name))
         except Exception as e:  # one agent that cannot start must not stop the daemon
             log.error("cannot start agent name=%s error=%s", row.name, e)
     if config.manager_command:

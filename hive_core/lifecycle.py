@@ -29,10 +29,11 @@ from typing import Any
 import attrs
 import trio
 
-from hive_wire.errors import BadRequest, Conflict, Forbidden, NotFound
+from hive_wire.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from hive_wire.names import check_agent_name
 
 from .agents import Agents
+from .approvals import Approvals
 from .backend import Backend
 from .broker import MANAGER, Broker
 from .clock import offload, rfc3339
@@ -58,8 +59,10 @@ class RestartPolicy:
 class Lifecycle:
     def __init__(
         self, agents: Agents, backend: Backend, broker: Broker, reminders: Reminders,
-        events: EventChannel, paths: Paths, urls: dict[str, str] | None = None,
+        events: EventChannel, paths: Paths, approvals: Approvals,
+        urls: dict[str, str] | None = None,
     ) -> None:
+        self.approvals = approvals
         self.urls = urls or {}
         self.agents = agents
         self.backend = backend
@@ -99,12 +102,15 @@ class Lifecycle:
         running = await self.backend.running()
         counts = await self.reminders.pending_counts()
         home = self.urls.get("home")
+        deployed = {r.name: await self._deployed_sha(r.name) for r in rows
+                    if only is None or r.name == only}
         return [
             {
                 "name": r.name, "running": r.name in running,
                 "failed": r.want_running and r.name not in running
                 and r.name not in self.transients,
                 "needs_update": False, "needs_login": False,
+                "deployed_sha": deployed.get(r.name),
                 "pending_reminders": counts.get(r.name, 0), "paused": self.paused(r.name),
                 "status_text": r.status_text, "status_set_at": rfc3339(r.status_set_at),
                 "url": f"{home.rstrip('/')}/agent/{r.name}/" if home else None,
@@ -114,6 +120,12 @@ class Lifecycle:
             for r in rows
             if only is None or r.name == only
         ]
+
+    async def _deployed_sha(self, name: str) -> str | None:
+        try:
+            return await self.agents.repos.deployed_sha(name)
+        except Unavailable:
+            return None
 
     async def changed(self, name: str) -> None:
         rows = await self.rows(name)
@@ -129,10 +141,53 @@ class Lifecycle:
         return [self.agents.require(n) for n in agent_names]
 
     async def _spec(self, name: str) -> Any:
-        row = await self.agents.store.run(agents_sql.get, name)
-        if row is None:
-            raise NotFound(f'agent "{name}" is not managed by this hive')
-        return self.agents.spec(name, row.command)
+        return await self.agents.spec(name)
+
+    # --- config as git ------------------------------------------------------------------------
+    async def propose(self, agent: str, commit_ref: str, by: str,
+                      description: str | None) -> int:
+        """`request_apply_commit`: pin the manager's commit in the applied repo, tag it
+        `proposal/<id>` and queue the approval (a bad ref never creates a row)."""
+        self.agents.require(agent)
+        sha = await self.agents.repos.resolve(agent, commit_ref)
+        row = await self.approvals.request("apply_commit", agent, by, commit_ref=commit_ref,
+                                           fetched_sha=sha, description=description)
+        await self.agents.repos.tag_proposal(agent, row.id, sha)
+        return row.id
+
+    async def deploy(self, row: Any) -> dict[str, str]:
+        """The `apply_commit` approval's action: apply the commit through the backend; on any
+        failure the agent goes back to what it ran and the repo records `failed/<id>`."""
+        name = row.agent
+        self.agents.require(name)
+
+        async def apply(sha: str) -> None:
+            new = await self.agents.spec(name, sha)  # validates agent.toml before anything stops
+            async with self.transient(name, "rebuilding"):
+                try:
+                    await self.backend.apply_config(new)
+                except BaseException:
+                    with trio.CancelScope(shield=True):
+                        await self.backend.stop(name, True)
+                        try:
+                            await self.backend.start(await self.agents.spec(name))
+                        except Exception as e:
+                            log.error("could not restore the old config name=%s error=%s",
+                                      name, e)
+                    raise
+                await self._kick(name, "rebuilt with a new config")
+
+        try:
+            result = await self.agents.repos.approve(name, row.id, apply,
+                                                     expected_sha=row.fetched_sha)
+        finally:
+            self.agents.forget(name)
+        await self.changed(name)
+        return result
+
+    async def refuse(self, row: Any) -> None:
+        """The `apply_commit` approval was denied: record `denied/<id>` in the applied repo."""
+        await self.agents.repos.deny(row.agent, row.id, row.note)
 
     async def _kick(self, name: str, what: str) -> None:
         await self.broker.deliver(SYSTEM, [name], f"[system] {what}: your harness may resume")
@@ -188,6 +243,7 @@ class Lifecycle:
             await offload(_remove_tree, self.paths.run / "agents", name)
             if purge:
                 await offload(_remove_tree, self.paths.state / "agents", name)
+                await self.agents.repos.purge(name)
         self.events.publish("container_removed", agent=name)
         if not purge:
             self.events.publish("tombstone_added", agent=name)
@@ -213,6 +269,7 @@ class Lifecycle:
             raise Conflict(f'agent "{name}" exists; destroy it first')
         if not await offload(_remove_tree, self.paths.state / "agents", name):
             raise NotFound(f'no tombstone named "{name}"')
+        await self.agents.repos.purge(name)
         self.events.publish("tombstone_removed", agent=name)
 
     async def set_paused(self, name: str, paused: bool) -> None:
@@ -230,7 +287,8 @@ class Lifecycle:
 
     # --- crashes ------------------------------------------------------------------------------
     def on_exit(self, nursery: trio.Nursery) -> Any:
-        """The backend's exit callback: an exit nobody asked for is a crash, reported now."""
+        """The backend's exit callback (it calls it only for exits nobody asked for): a crash,
+        reported now."""
 
         self._nursery = nursery
 
@@ -242,9 +300,10 @@ class Lifecycle:
     async def _exited(self, name: str, note: str) -> None:
         if self._seen_running is not None:
             self._seen_running.discard(name)
-        if name in self.transients or name not in self.agents.names:
-            await self.changed(name)
+        if name not in self.agents.names:
             return
+        # The backend reports only exits nobody asked for (its own stops are silent), so this
+        # is a crash even under a transient: an agent that dies while starting crashed too.
         await self.crashed(name, note)
 
     async def crashed(self, name: str, note: str) -> None:

@@ -286,6 +286,12 @@ async def request_spawn(hive: Hive, caller: str, req: rq.RequestSpawn) -> rs.IdR
     return rs.IdResult(id=row.id)
 
 
+async def request_apply_commit(hive: Hive, caller: str,
+                               req: rq.RequestApplyCommit) -> rs.IdResult:
+    return rs.IdResult(id=await hive.lifecycle.propose(req.agent, req.commit_ref, caller,
+                                                       req.description))
+
+
 # --- questions -------------------------------------------------------------------------------
 def _question(q: QuestionRow) -> rs.Question:
     return rs.Question(
@@ -380,6 +386,7 @@ MANAGER: dict[str, Handler] = {
     "agent_status": agent_status,
     "pending": pending,
     "request_spawn": request_spawn,
+    "request_apply_commit": request_apply_commit,
     "kill": kill,
     "start": start,
     "restart": restart,
