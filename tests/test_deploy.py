@@ -1,0 +1,124 @@
+"""Config as git through the sockets: the manager commits to the proposed repo, requests the
+commit, the operator approves or denies; tags, main and the running agent are where the spec
+says (lifecycle.md, Config as git)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from hive_core.daemon import Hive
+
+from .conftest import call
+
+GIT_ENV = {"GIT_AUTHOR_NAME": "manager", "GIT_AUTHOR_EMAIL": "m@hive",
+           "GIT_COMMITTER_NAME": "manager", "GIT_COMMITTER_EMAIL": "m@hive", "HOME": "/tmp",
+           "PATH": "/usr/bin:/bin"}
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], env=GIT_ENV, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def announcing(mark: str) -> str:
+    """agent.toml of an agent that tells the operator `mark` (from its env), then idles."""
+    script = (f"{sys.executable} -m hive_core agent send operator \"$MARK\"; "
+              "exec sleep 3600")
+    return (f"command = {json.dumps(['/bin/sh', '-c', script])}\n\n"
+            f"[env]\nMARK = {json.dumps(mark)}\n")
+
+
+async def ok(path: str, request: dict[str, Any]) -> dict[str, Any]:
+    answer = await call(path, request)
+    assert answer["ok"] is True, answer
+    return answer
+
+
+async def propose(hive: Hive, name: str, toml: str, message: str) -> str:
+    proposed = hive.paths.agent_dir(name) / "config"
+    (proposed / "agent.toml").write_text(toml)
+    git(proposed, "commit", "-qam", message)
+    return git(proposed, "rev-parse", "HEAD")
+
+
+async def spawn_announcing(hive: Hive, host: str, name: str, mark: str) -> None:
+    script = (f"{sys.executable} -m hive_core agent send operator {mark}; exec sleep 3600")
+    await ok(host, {"cmd": "spawn", "name": name, "command": ["/bin/sh", "-c", script]})
+    got = await ok(host, {"cmd": "inbox", "wait_seconds": 30})
+    assert [m["body"] for m in got["messages"]] == [mark]
+
+
+async def test_approve_deploys_and_restarts_with_the_new_config(
+        hive: Hive, host: str, manager: str) -> None:
+    await spawn_announcing(hive, host, "alice", "v1")
+    applied = hive.paths.state / "applied" / "alice"
+    first = git(applied, "rev-parse", "main")
+    row = (await ok(host, {"cmd": "agent_status"}))["agent_statuses"][0]
+    assert row["deployed_sha"] == first[:12]
+
+    sha = await propose(hive, "alice", announcing("v2"), "say v2")
+    rid = (await ok(manager, {"cmd": "request_apply_commit", "agent": "alice",
+                              "commit_ref": sha[:10], "description": "v2"}))["id"]
+    pending = (await ok(host, {"cmd": "pending"}))["approvals"][-1]
+    assert (pending["kind"], pending["fetched_sha"], pending["status"]) == (
+        "apply_commit", sha, "pending")
+    await ok(host, {"cmd": "approve", "id": rid})
+    got = await ok(host, {"cmd": "inbox", "wait_seconds": 30})
+    assert [m["body"] for m in got["messages"]] == ["v2"]  # restarted with the new env
+    assert git(applied, "rev-parse", "main") == sha
+    tags = git(applied, "tag", "--points-at", sha).split()
+    assert {f"proposal/{rid}", f"approved/{rid}", f"building/{rid}", f"deployed/{rid}"} <= set(
+        tags)
+    row = (await ok(host, {"cmd": "agent_status"}))["agent_statuses"][0]
+    assert row["deployed_sha"] == sha[:12] and row["running"] is True
+    events = [json.loads(m["body"]) for m in
+              (await ok(manager, {"cmd": "recv", "max": 32}))["messages"]]
+    resolved = [e for e in events if e["event"] == "approval_resolved"]
+    assert resolved == [{"event": "approval_resolved", "id": rid, "agent": "alice",
+                         "status": "approved", "sha": sha, "tag": f"deployed/{rid}"}]
+
+
+async def test_broken_config_fails_and_the_old_one_keeps_running(
+        hive: Hive, host: str, manager: str) -> None:
+    await spawn_announcing(hive, host, "bob", "v1")
+    applied = hive.paths.state / "applied" / "bob"
+    before = git(applied, "rev-parse", "main")
+    sha = await propose(hive, "bob", 'command = "not a list"\n', "broken")
+    rid = (await ok(manager, {"cmd": "request_apply_commit", "agent": "bob",
+                              "commit_ref": sha}))["id"]
+    await ok(host, {"cmd": "approve", "id": rid})
+    row = next(r for r in (await ok(host, {"cmd": "pending"}))["approvals"] if r["id"] == rid)
+    assert row["status"] == "failed" and "command" in row["note"]
+    assert git(applied, "rev-parse", "main") == before
+    assert "command" in git(applied, "tag", "-n5", "-l", f"failed/{rid}")
+    status = (await ok(host, {"cmd": "agent_status"}))["agent_statuses"][0]
+    assert status["running"] is True and status["deployed_sha"] == before[:12]
+
+
+async def test_deny_leaves_an_annotated_tag(hive: Hive, host: str, manager: str) -> None:
+    await spawn_announcing(hive, host, "carl", "v1")
+    sha = await propose(hive, "carl", announcing("nope"), "unwanted")
+    rid = (await ok(manager, {"cmd": "request_apply_commit", "agent": "carl",
+                              "commit_ref": sha}))["id"]
+    await ok(host, {"cmd": "deny", "id": rid, "note": "not this week"})
+    applied = hive.paths.state / "applied" / "carl"
+    assert "not this week" in git(applied, "tag", "-n5", "-l", f"denied/{rid}")
+    assert git(applied, "rev-parse", "main") != sha
+
+
+async def test_refused_refs_create_nothing(hive: Hive, host: str, manager: str) -> None:
+    await spawn_announcing(hive, host, "dora", "v1")
+    for ref in ["HEAD", "main", "--upload-pack=x", "abcdef", "a" * 41, "a" * 40]:
+        answer = await call(manager, {"cmd": "request_apply_commit", "agent": "dora",
+                                      "commit_ref": ref})
+        assert answer["ok"] is False, (ref, answer)
+        assert answer["code"] == ("not_found" if ref == "a" * 40 else "bad_request"), answer
+    await ok(host, {"cmd": "pending"})
+    assert (await ok(host, {"cmd": "pending"}))["approvals"] == []
+    answer = await call(manager, {"cmd": "request_apply_commit", "agent": "ghost",
+                                  "commit_ref": "a" * 40})
+    assert answer["code"] == "not_found"
