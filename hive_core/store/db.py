@@ -208,12 +208,7 @@ class Store:
                     conn.execute("RELEASE job")
             conn.execute("COMMIT")
         except BaseException as e:  # noqa: BLE001 - every job of the batch learns of it
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    log.exception("rollback failed")
-            _fail_all(batch, e)
+            _abort(conn, batch, e)
 
     @staticmethod
     def _run_plain(conn: sqlite3.Connection, batch: list[_Job]) -> bool:
@@ -233,13 +228,18 @@ class Store:
         try:
             conn.execute("COMMIT")
         except BaseException as e:  # noqa: BLE001 - every job of the batch learns of it
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    log.exception("rollback failed")
-            _fail_all(batch, e)
+            _abort(conn, batch, e)
         return True
+
+
+def _abort(conn: sqlite3.Connection, batch: list[_Job], err: BaseException) -> None:
+    """The transaction failed as a whole: roll back what SQLite has not, fail every job."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.exception("rollback failed")
+    _fail_all(batch, err)
 
 
 def _translate(err: BaseException) -> BaseException:
