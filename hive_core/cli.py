@@ -422,12 +422,26 @@ def pending(show_all: bool, socket_path: str | None, as_json: bool) -> None:
     answer = _call(socket_path or _default_socket(), {"cmd": "pending"})
 
     def human(a: dict[str, Any]) -> None:
+        shown = [r for r in a["approvals"] if show_all or r["status"] == "pending"]
         rows = [[str(r["id"]), r["kind"], r["agent"], r["status"], r["requested_at"],
-                 r.get("note") or r.get("description") or ""]
-                for r in a["approvals"] if show_all or r["status"] == "pending"]
+                 r.get("note") or r.get("description") or ""] for r in shown]
         _table(rows, ["ID", "KIND", "AGENT", "STATUS", "REQUESTED", "NOTE"])
+        for r in shown:  # a config change: its commit subject and diffstat
+            if r["kind"] == "apply_commit" and r["status"] == "pending":
+                d = _call(socket_path or _default_socket(), {"cmd": "diff", "id": r["id"]})
+                click.echo(f"\n#{r['id']} {r['agent']}: {d['subject']}\n{d['stat']}")
 
     _out(as_json, answer, human)
+
+
+@main.command("diff")
+@click.argument("approval_id", type=int)
+@socket_option
+@json_option
+def diff_(approval_id: int, socket_path: str | None, as_json: bool) -> None:
+    """Print an apply_commit approval's diff against the deployed config."""
+    answer = _call(socket_path or _default_socket(), {"cmd": "diff", "id": approval_id})
+    _out(as_json, answer, lambda a: click.echo(f"{a['subject']}\n\n{a['stat']}\n\n{a['diff']}"))
 
 
 @main.command()

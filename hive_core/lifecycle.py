@@ -185,6 +185,17 @@ class Lifecycle:
         await self.changed(name)
         return result
 
+    async def proposal_diff(self, approval_id: int) -> tuple[str, str, str]:
+        """(subject, diffstat, diff) of an `apply_commit` approval against the deployed config."""
+        row = next((r for r in await self.approvals.listing() if r.id == approval_id), None)
+        if row is None:
+            raise NotFound(f"no approval with id {approval_id}")
+        if row.kind != "apply_commit" or not row.fetched_sha:
+            raise BadRequest(f"approval {approval_id} is not an apply_commit")
+        repos = self.agents.repos
+        subject, stat = await repos.subject_and_stat(row.agent, row.fetched_sha)
+        return subject, stat, await repos.diff(row.agent, row.fetched_sha)
+
     async def refuse(self, row: Any) -> None:
         """The `apply_commit` approval was denied: record `denied/<id>` in the applied repo."""
         await self.agents.repos.deny(row.agent, row.id, row.note)

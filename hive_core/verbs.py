@@ -292,6 +292,11 @@ async def request_apply_commit(hive: Hive, caller: str,
                                                        req.description))
 
 
+async def diff(hive: Hive, caller: str, req: rq.Diff) -> rs.Diff:
+    subject, stat, text = await hive.lifecycle.proposal_diff(req.id)
+    return rs.Diff(subject=subject, stat=stat, diff=text)
+
+
 # --- questions -------------------------------------------------------------------------------
 def _question(q: QuestionRow) -> rs.Question:
     return rs.Question(
@@ -415,6 +420,7 @@ HOST: dict[str, Handler] = {
     "reminders": reminders,
     "retry_reminder": retry_reminder,
     "subscribe_agent_status": subscribe_agent_status,
+    "diff": diff,
     "set_paused": set_paused,
     "start": start,
     "stop": stop,

@@ -196,6 +196,13 @@ class Stats:
     pass
 
 
+@frozen
+class Diff:
+    """hive-core's own: an `apply_commit` approval's change against the deployed config."""
+
+    id: int
+
+
 # --- agent and manager sockets ----------------------------------------------------------------
 @frozen
 class Whoami:
@@ -311,6 +318,7 @@ VERBS: dict[str, type] = {
     "retry_reminder": RetryReminder,
     "subscribe_events": SubscribeEvents,
     "stats": Stats,
+    "diff": Diff,
     "whoami": Whoami,
     "recv": Recv,
     "ack_turn": AckTurn,

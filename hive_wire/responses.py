@@ -172,6 +172,15 @@ class EventFrame:
 
 
 @frozen
+class Diff:
+    """`diff`: the proposal's commit subject, its diffstat and the diff itself."""
+
+    subject: str
+    stat: str
+    diff: str
+
+
+@frozen
 class Stats:
     """hive-core's own: store counters, for tests and benchmarks."""
 

@@ -122,3 +122,15 @@ async def test_refused_refs_create_nothing(hive: Hive, host: str, manager: str) 
     answer = await call(manager, {"cmd": "request_apply_commit", "agent": "ghost",
                                   "commit_ref": "a" * 40})
     assert answer["code"] == "not_found"
+
+
+async def test_diff_and_pending_show_the_proposal(hive: Hive, host: str, manager: str) -> None:
+    await spawn_announcing(hive, host, "erin", "v1")
+    sha = await propose(hive, "erin", announcing("v3"), "say v3 instead")
+    rid = (await ok(manager, {"cmd": "request_apply_commit", "agent": "erin",
+                              "commit_ref": sha}))["id"]
+    got = await ok(host, {"cmd": "diff", "id": rid})
+    assert got["subject"] == "say v3 instead"
+    assert "agent.toml" in got["stat"] and '+MARK = "v3"' in got["diff"]
+    answer = await call(host, {"cmd": "diff", "id": 999})
+    assert answer["code"] == "not_found"
