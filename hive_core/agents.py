@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from hive_wire.errors import BadRequest, Conflict, NotFound, Unavailable
+from hive_wire.errors import BadRequest, Conflict, NotFound, Unavailable, WireError
 from hive_wire.names import check_agent_name
 
 from .backend import AgentSpec, Backend
@@ -57,6 +57,7 @@ class Agents:
         self.open_socket = open_socket
         self.close_socket = close_socket
         self.names: set[str] = set()
+        self.broken: set[str] = set()  # known agents whose directories or socket were refused
 
     def is_agent(self, name: str) -> bool:
         return name in self.names
@@ -70,7 +71,9 @@ class Agents:
         return rows
 
     async def spec(self, name: str, sha: str | None = None) -> AgentSpec:
-        """What to run for `name`: its config at `sha` in the applied repo (default: main)."""
+        """What to run for `name`: its config at `sha` in the applied repo (default: main).
+        Its directories are checked again first: one swapped for a symlink is refused."""
+        self._make_dirs(name)
         command: list[str] = []
         env: dict[str, str] = {}
         if self.backend.kind == "process":
@@ -143,11 +146,15 @@ class Agents:
     async def reopen(self, rows: list[sql.AgentRow]) -> None:
         """At start-up: every known agent gets its directories and socket back."""
         for row in rows:
-            self._make_dirs(row.name)
-            await self.repos.seed(row.name, self.backend.kind, row.command)
-            await self.repos.recover(row.name)  # a build cut short by a crash
-            await self.open_socket(row.name)
-            await self.backend.create(await self.spec(row.name))
+            try:
+                self._make_dirs(row.name)
+                await self.repos.seed(row.name, self.backend.kind, row.command)
+                await self.repos.recover(row.name)  # a build cut short by a crash
+                await self.open_socket(row.name)
+                await self.backend.create(await self.spec(row.name))
+            except (WireError, OSError) as e:  # one broken agent must not stop the daemon
+                log.error("agent not served name=%s error=%s", row.name, e)
+                self.broken.add(row.name)
 
     def forget(self, name: str) -> None:
         """Drop what is cached of `name`'s applied repo (it was deployed to, or removed)."""

@@ -23,7 +23,7 @@ from typing import Protocol
 import attrs
 import trio
 
-from hive_wire.errors import Conflict, NotFound, Unavailable
+from hive_wire.errors import Conflict, Forbidden, NotFound, Unavailable
 
 from .clock import offload
 
@@ -98,8 +98,12 @@ class ProcessBackend:
             "HIVE_AGENT_NAME": spec.name,
             "HIVE_AGENT_SOCKET": str(spec.socket),
         }
-        logfd = os.open(spec.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW,
-                        0o640)
+        try:
+            logfd = os.open(spec.log_file,
+                            os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o640)
+        except OSError as e:
+            raise Forbidden(f'cannot open the log of "{spec.name}" ({spec.log_file}): '
+                            f"{e.strerror}") from e
         try:
             proc = await trio.lowlevel.open_process(
                 spec.command,
@@ -116,7 +120,7 @@ class ProcessBackend:
             os.close(logfd)
         child = _Child(proc)
         self._children[spec.name] = child
-        _pid_file(spec).write_text(f"{proc.pid}\n")
+        _write_pid(spec, proc.pid)
         log.info("agent started name=%s pid=%d", spec.name, proc.pid)
         self._nursery.start_soon(self._watch, spec.name, child)
 
@@ -193,12 +197,25 @@ def _pid_file(spec: AgentSpec) -> Path:
     return spec.log_file.parent / "agent.pid"
 
 
+def _write_pid(spec: AgentSpec, pid: int) -> None:
+    try:
+        fd = os.open(_pid_file(spec), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
+                     0o640)
+    except OSError as e:  # a planted symlink: never written through
+        log.warning("cannot record the pid of name=%s error=%s", spec.name, e)
+        return
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{pid}\n")
+
+
 def _reap_orphan(spec: AgentSpec) -> None:
     """A daemon killed with -9 leaves its agents running in their own sessions: at start-up, the
     process recorded for this agent is killed if it is still that agent (its environment names
     the agent's socket), so no second copy runs beside the new one."""
     try:
-        pid = int(_pid_file(spec).read_text().strip())
+        fd = os.open(_pid_file(spec), os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd) as f:
+            pid = int(f.read().strip())
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return

@@ -183,7 +183,7 @@ async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nurse
     await server.listen(nursery, paths.manager_socket, Surface("manager", MANAGER, verbs.MANAGER))
     await agents.reopen(rows)
     for row in rows:
-        if not row.want_running:
+        if not row.want_running or row.name in agents.broken:
             continue
         try:
             await backend.start(await agents.spec(row.name))

@@ -20,7 +20,6 @@ Rules kept here:
 
 from __future__ import annotations
 
-import errno
 import grp
 import logging
 import math
@@ -37,7 +36,7 @@ import trio
 
 from hive_wire.codec import LineBuffer, decode_line, encode_line
 from hive_wire.convert import decode_request, error_envelope, ok_envelope
-from hive_wire.errors import Forbidden, Internal, Limit, WireError
+from hive_wire.errors import Conflict, Forbidden, Internal, Limit, WireError
 
 log = logging.getLogger("hive_core.rpc")
 
@@ -291,7 +290,8 @@ def _reclaim(path: Path) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(st.st_mode):
-        raise OSError(errno.EEXIST, f"{path} exists and is not a socket; refusing to replace it")
+        kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a socket"
+        raise Forbidden(f"{path} is {kind}; refusing to replace or follow it")
     probe = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
     try:
         probe.connect(os.fspath(path))
@@ -300,7 +300,7 @@ def _reclaim(path: Path) -> None:
         return
     finally:
         probe.close()
-    raise OSError(errno.EADDRINUSE, f"{path} is served by a running daemon")
+    raise Conflict(f"{path} is served by a running daemon")
 
 
 def _unlink_socket(path: Path) -> None:

@@ -176,39 +176,30 @@ async def stats(hive: Hive, caller: str, req: rq.Stats) -> rs.Stats:
 
 
 # --- lifecycle -------------------------------------------------------------------------------
-def _target(req: Any) -> list[str]:
-    """`start`/`stop` take a scope on the host socket (or a bare `name`, as on the manager's)."""
+def _target(hive: Hive, caller: str, req: Any) -> list[str]:
+    """`start`/`stop` take a scope on the host socket (or a bare `name`, as on the manager's);
+    only `{"agents": true}` means every agent."""
     if req.name is not None:
-        return [req.name]
+        return [_own(hive, caller, req.name)]
     if req.scope is None:
         raise BadRequest("scope: required (agent_names, or agents: true)")
-    return _scope_names(req.scope)
-
-
-def _scope_names(scope: rq.Scope) -> list[str]:
-    if scope.agents:
-        return ["*"]
-    if not scope.agent_names:
+    if req.scope.agents:
+        return hive.agents.sorted_names()
+    if not req.scope.agent_names:
         raise BadRequest("scope: name agents (agent_names) or all of them (agents: true)")
-    return scope.agent_names
+    return [_own(hive, caller, n) for n in req.scope.agent_names]
 
 
 async def start(hive: Hive, caller: str, req: rq.Start) -> rs.Ok:
-    for name in _resolve(hive, caller, _target(req)):
+    for name in _target(hive, caller, req):
         await hive.lifecycle.start(name)
     return rs.Ok()
 
 
 async def stop(hive: Hive, caller: str, req: rq.Stop) -> rs.Ok:
-    for name in _resolve(hive, caller, _target(req)):
+    for name in _target(hive, caller, req):
         await hive.lifecycle.stop(name, req.graceful)
     return rs.Ok()
-
-
-def _resolve(hive: Hive, caller: str, names: list[str]) -> list[str]:
-    if names == ["*"]:
-        return hive.agents.sorted_names()
-    return [_own(hive, caller, n) for n in names]
 
 
 def _own(hive: Hive, caller: str, name: str) -> str:
