@@ -150,6 +150,7 @@ class Agents:
                 self._make_dirs(row.name)
                 await self.repos.seed(row.name, self.backend.kind, row.command)
                 await self.repos.recover(row.name)  # a build cut short by a crash
+                await self.repos.sync_forge(row.name)
                 await self.open_socket(row.name)
                 await self.backend.create(await self.spec(row.name))
             except (WireError, OSError) as e:  # one broken agent must not stop the daemon

@@ -621,6 +621,11 @@ class ConfigRepos:
         return {"sha": sha, "tag": f"denied/{approval_id}"}
 
     # --- the forge mirror -----------------------------------------------------------------------
+    async def sync_forge(self, name: str) -> None:
+        """Mirror `name` to the forge (in the background once attached): the daemon calls it at
+        start-up; ref changes made here call it themselves."""
+        await self._changed(name)
+
     async def _changed(self, name: str) -> None:
         self._forget(name)
         if not self.forge_url:
