@@ -67,13 +67,17 @@ class Approvals:
             raise Conflict(f'a spawn of "{name}" is already waiting for approval')
         return await self.request("spawn", name, requested_by, description=description)
 
+    async def get(self, approval_id: int) -> ApprovalRow:
+        row: ApprovalRow | None = await self.store.run(sql.get, approval_id)
+        if row is None:
+            raise NotFound(f"no approval with id {approval_id}")
+        return row
+
     async def listing(self) -> list[ApprovalRow]:
         return await self.store.run(sql.listing)
 
     async def _pending(self, approval_id: int) -> ApprovalRow:
-        row: ApprovalRow | None = await self.store.run(sql.get, approval_id)
-        if row is None:
-            raise NotFound(f"no approval with id {approval_id}")
+        row = await self.get(approval_id)
         if row.status != "pending" or approval_id in self._running:
             status = "being approved" if approval_id in self._running else row.status
             raise Conflict(f"approval {approval_id} is already {status}")

@@ -187,9 +187,7 @@ class Lifecycle:
 
     async def proposal_diff(self, approval_id: int) -> tuple[str, str, str]:
         """(subject, diffstat, diff) of an `apply_commit` approval against the deployed config."""
-        row = next((r for r in await self.approvals.listing() if r.id == approval_id), None)
-        if row is None:
-            raise NotFound(f"no approval with id {approval_id}")
+        row = await self.approvals.get(approval_id)
         if row.kind != "apply_commit" or not row.fetched_sha:
             raise BadRequest(f"approval {approval_id} is not an apply_commit")
         repos = self.agents.repos

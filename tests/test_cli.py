@@ -34,6 +34,7 @@ from hive_core.cli import main
 from hive_wire.blocking import call_sync
 
 from .conftest import SLEEPER, Daemon
+from .procs import agent_pids, alive
 
 REPO = Path(__file__).resolve().parent.parent
 HIVE_CORE = str(Path(sys.executable).parent / "hive-core")
@@ -75,41 +76,6 @@ def wait_for(cond: Callable[[], object], what: str, timeout: float = TIMEOUT) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
-
-
-def _proc_state(pid: int) -> str | None:
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return stat_line.rsplit(")", 1)[1].split()[0]
-
-
-def alive(pid: int) -> bool:
-    state = _proc_state(pid)
-    return state is not None and state not in ("Z", "X")
-
-
-def agent_pids(run_dir: Path, name: str | None = None) -> list[int]:
-    """Live processes started as an agent of the daemon whose run dir is `run_dir` (found by the
-    environment the process backend gives them: HIVE_AGENT_NAME and HIVE_AGENT_SOCKET)."""
-    prefix = str(run_dir) + "/"
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        env = dict(kv.split(b"=", 1) for kv in raw.split(b"\0") if b"=" in kv)
-        sock = env.get(b"HIVE_AGENT_SOCKET", b"").decode(errors="replace")
-        agent = env.get(b"HIVE_AGENT_NAME", b"").decode(errors="replace")
-        if not agent or not sock.startswith(prefix) or (name is not None and agent != name):
-            continue
-        if alive(int(entry.name)):
-            pids.append(int(entry.name))
-    return pids
 
 
 def kill_agents(run_dir: Path) -> None:

@@ -21,6 +21,7 @@ from hive_wire.client import Connection
 from hive_wire.errors import CODES
 
 from .conftest import agent_sock, call, spawn_idle
+from .test_wire import HYPERHIVE_REQUESTS
 
 TIMEOUT = 20
 
@@ -40,20 +41,6 @@ AGENT_STATUS_GROUPED_JSON = (
     b'"paused":false,"url":"https://hive.local/agent/stray/"}]}'
 )
 
-# Requests hyperhive's clients send, byte for byte (the fixtures README).
-HYPERHIVE_REQUESTS = [
-    b'{"cmd":"list"}',
-    b'{"cmd":"agent_status"}',
-    b'{"cmd":"subscribe_agent_status"}',
-    b'{"cmd":"urls"}',
-    b'{"cmd":"set_paused","name":"trollshell-choom","paused":true}',
-    b'{"cmd":"restart","name":"trollshell-choom"}',
-    b'{"cmd":"start","scope":{"agent_names":["trollshell-choom"]}}',
-    b'{"cmd":"stop","scope":{"agent_names":["trollshell-choom"]},"graceful":true}',
-    b'{"cmd":"pending"}',
-    b'{"cmd":"approve","id":42}',
-    b'{"cmd":"deny","id":42}',
-]
 
 RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
 

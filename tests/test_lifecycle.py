@@ -16,6 +16,7 @@ from hive_core.daemon import Hive
 from hive_wire.client import Connection
 
 from .conftest import SLEEPER, call, spawn_idle
+from .procs import agent_pids
 
 
 async def ok(path: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -41,17 +42,8 @@ async def system_events(manager: str) -> list[dict[str, Any]]:
 
 
 def agent_pid(hive: Hive, name: str) -> int:
-    wanted = f"HIVE_AGENT_SOCKET={hive.paths.agent_socket(name)}".encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            env = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if wanted in env:
-            return int(entry)
-    raise LookupError(name)
+    (pid,) = agent_pids(hive.paths.run, name)
+    return pid
 
 
 async def test_spawn_stop_start_kill_destroy_purge(hive: Hive, host: str, manager: str) -> None:

@@ -42,6 +42,7 @@ from hive_core.daemon import Hive, serve
 from hive_wire.blocking import call_sync
 
 from .conftest import SLEEPER, Daemon, agent_sock, call, make_config, spawn_idle
+from .procs import agent_pids
 
 TIMEOUT = 20
 NOBODY = 65534
@@ -383,7 +384,7 @@ async def test_symlink_planted_in_an_agents_state_is_not_followed_on_restart(
         after = _tree(outside)
         assert after == before, f"the daemon wrote through the link at {planted}: {after}"
         if answer["ok"]:  # replaced, not followed: the agent does not run in the target
-            for pid in _agent_pids(hive):
+            for pid in agent_pids(hive.paths.run, "alice"):
                 assert os.path.realpath(f"/proc/{pid}/cwd") != str(outside)
         assert (await call(host, {"cmd": "list"}))["agents"] == ["alice"]  # still serving
 
@@ -397,14 +398,3 @@ def _tree(root: Path) -> list[tuple[str, str]]:
     return sorted(out)
 
 
-def _agent_pids(hive: Hive) -> list[int]:
-    want = f"HIVE_AGENT_SOCKET={hive.paths.agent_socket('alice')}".encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if want in (entry / "environ").read_bytes().split(b"\0"):
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids

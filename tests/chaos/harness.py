@@ -58,6 +58,8 @@ import attrs
 from hive_wire.blocking import call_sync
 from hive_wire.errors import WireError
 
+from ..procs import agent_pids
+
 CALL_TIMEOUT = 30.0  # one request on a socket
 WAIT = 60.0  # any condition a thread waits for
 PROBLEMS = (
@@ -157,32 +159,6 @@ def integrity_ok(db: Path) -> bool:
         return conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     finally:
         conn.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat_line.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def agent_pids(run_dir: Path) -> list[int]:
-    """Live agent processes of the daemon on `run_dir` (by the env the process backend sets)."""
-    prefix = str(run_dir).encode() + b"/"
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        env = dict(kv.split(b"=", 1) for kv in raw.split(b"\0") if b"=" in kv)
-        if b"HIVE_AGENT_NAME" in env and env.get(b"HIVE_AGENT_SOCKET", b"").startswith(prefix):
-            if _alive(int(entry.name)):
-                pids.append(int(entry.name))
-    return pids
 
 
 def kill_agents(run_dir: Path) -> None:
