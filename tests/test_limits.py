@@ -12,7 +12,7 @@ import trio.testing
 from hive_core.daemon import Hive
 from hive_wire.client import Connection
 
-from .conftest import call
+from .conftest import agent_sock, call, spawn_idle
 
 
 def open_fds() -> int:
@@ -65,3 +65,29 @@ async def test_one_byte_a_second_is_dropped(hive: Hive, host: str,
     async with await Connection.open(host) as conn:
         await trio.sleep(3600)
         assert await conn.call({"cmd": "list"}) == {"agents": []}
+
+
+async def test_a_pipelining_client_does_not_hold_the_daemon(hive: Hive) -> None:
+    """150 requests written at once on one connection (none of which waits for the
+    database): a request on another connection is answered while most of them are still
+    unanswered, not after all of them."""
+    await spawn_idle(hive, "flood", "other")
+    flood = await Connection.open(agent_sock(hive, "flood"))
+    other = await Connection.open(agent_sock(hive, "other"))
+    try:
+        assert (await other.call({"cmd": "whoami"}))["name"] == "other"  # served, waiting
+        n = 150  # few enough that their answers never fill the socket buffer
+        await flood.stream.send_all(b'{"cmd":"whoami"}\n' * n)
+        assert (await flood.read())["name"] == "flood"  # the daemon is serving the flood
+        assert (await other.call({"cmd": "whoami"}))["name"] == "other"
+        answered = 1 + len(flood._lines)  # read already, and written when `other` got its own
+        while True:
+            try:
+                data = os.read(flood.stream.socket.fileno(), 1 << 20)
+            except BlockingIOError:
+                break
+            answered += data.count(b"\n")
+        assert answered < n * 2 // 3, answered  # 47 or 63 here (16 a turn); 150 if held
+    finally:
+        await flood.aclose()
+        await other.aclose()
