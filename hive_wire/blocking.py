@@ -1,6 +1,8 @@
-"""The blocking client: one request, one answer, no event loop and no cattrs to import.
+"""The blocking client: no event loop and no cattrs to import.
 
-The command line uses it so that `hive-core list` starts fast; the trio client shares its
+`call_sync` is one request on a fresh connection (the command line uses it so that
+`hive-core list` starts fast); `BlockingConnection` keeps one connection for any number of
+requests, one at a time, for a harness that has no event loop. The trio client shares the
 answer check.
 """
 
@@ -36,19 +38,46 @@ def check_answer(answer: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in answer.items() if k not in ("version", "ok")}
 
 
-def call_sync(path: str, request: Any, timeout: float | None = None) -> dict[str, Any]:
-    """One request over a blocking socket."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(path)
-        sock.sendall(encode_line(request_obj(request)))
-        buf = LineBuffer(1 << 30)
-        while True:
-            data = sock.recv(65536)
+class BlockingConnection:
+    """One connection to a socket; any number of requests, one at a time."""
+
+    def __init__(self, path: str, timeout: float | None = None) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.sock.settimeout(timeout)
+            self.sock.connect(path)
+        except BaseException:
+            self.sock.close()
+            raise
+        self._buf = LineBuffer(1 << 30)
+        self._lines: list[bytes] = []
+
+    def read(self) -> dict[str, Any]:
+        """The next answer line, decoded (raw envelope)."""
+        while not self._lines:
+            data = self.sock.recv(65536)
             if not data:
                 raise EOFError("the daemon closed the connection without an answer")
-            lines = buf.feed(data)
-            if not lines and buf.overflow is not None:
-                raise buf.overflow
-            if lines:
-                return check_answer(json.loads(lines[0]))
+            self._lines.extend(self._buf.feed(data))
+            if not self._lines and self._buf.overflow is not None:
+                raise self._buf.overflow
+        return json.loads(self._lines.pop(0))
+
+    def call(self, request: Any) -> dict[str, Any]:
+        self.sock.sendall(encode_line(request_obj(request)))
+        return check_answer(self.read())
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> BlockingConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def call_sync(path: str, request: Any, timeout: float | None = None) -> dict[str, Any]:
+    """One request on a fresh blocking connection."""
+    with BlockingConnection(path, timeout) as conn:
+        return conn.call(request)

@@ -31,7 +31,8 @@ import pytest
 from click.testing import CliRunner
 
 from hive_core.cli import main
-from hive_wire.blocking import call_sync
+from hive_wire.blocking import BlockingConnection, call_sync
+from hive_wire.errors import NotFound
 
 from .conftest import SLEEPER, Daemon
 from .procs import agent_pids, alive
@@ -154,6 +155,25 @@ def env(running: Daemon) -> dict[str, str]:
 
 
 # --- the first five minutes -------------------------------------------------------------------
+def test_blocking_connection_serves_many_requests(running: Daemon) -> None:
+    """One blocking connection: requests in order, an error answer raised as its code, and the
+    connection still usable after it; the daemon closing it is EOFError."""
+    call_sync(running.host, {"cmd": "spawn", "name": "bee", "command": SLEEPER})
+    sock = str(running.base / "run" / "agents" / "bee" / "mcp.sock")
+    with BlockingConnection(sock, timeout=10) as conn:
+        ids = [conn.call({"cmd": "send", "to": "bee", "body": f"m{i}"})["id"] for i in range(3)]
+        with pytest.raises(NotFound):
+            conn.call({"cmd": "send", "to": "nobody", "body": "x"})
+        got = conn.call({"cmd": "recv", "max": 10})
+        assert [(m["id"], m["body"]) for m in got["messages"]] == [
+            (i, f"m{n}") for n, i in enumerate(ids)]
+        assert conn.call({"cmd": "ack_turn", "ids": ids}) == {"acked": 3, "ignored": 0}
+        conn.sock.sendall(b"x" * (1 << 20) + b"x\n")  # over the line limit: answered, closed
+        assert conn.read()["code"] == "line_too_long"
+        with pytest.raises(EOFError):
+            conn.read()
+
+
 def test_first_five_minutes(dirs: Path) -> None:
     d = CliDaemon(dirs)
     d.env = client_env()
