@@ -49,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ import trio  # noqa: E402
 import trio.lowlevel  # noqa: E402
 
 from hive_core.store import schema  # noqa: E402
-from hive_wire.blocking import call_sync, check_answer  # noqa: E402
+from hive_wire.blocking import BlockingConnection, call_sync, check_answer  # noqa: E402
 from hive_wire.client import Connection  # noqa: E402
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(3600)"]
@@ -286,11 +287,15 @@ class Load:
 
 
 async def interleaved(
-    base: Baseline, load: Load, cpu: Cpu, seconds: float, rounds: int
+    base: Baseline, load: Load, cpu: Cpu, seconds: float, rounds: int,
+    extra: dict[str, Callable[[float], float]] | None = None,
 ) -> dict[str, Any]:
-    """Alternate baseline and daemon slices; the rates over the sums and per-round ratios."""
+    """Alternate baseline and daemon slices; the rates over the sums and per-round ratios.
+    `extra` runners (blocking: they hold the loop, as the baseline does) each get a slice per
+    round too; their rates come back as `<name>_cycles_per_s`."""
     piece = seconds / rounds
     b_sum = d_sum = 0.0
+    sums = dict.fromkeys(extra or {}, 0.0)
     ratios = []
     for r in range(rounds):
         for which in ("base", "daemon") if r % 2 == 0 else ("daemon", "base"):
@@ -299,13 +304,71 @@ async def interleaved(
             else:
                 with cpu:
                     d = await load.run(piece)
+        for name, run in (extra or {}).items():
+            sums[name] += run(piece)
         b_sum += b
         d_sum += d
         ratios.append(d / b)
-    return {
+    out = {
         "baseline_cycles_per_s": b_sum / rounds, "cycles_per_s": d_sum / rounds,
         "ratio": d_sum / b_sum, "round_ratios": ratios,
     }
+    for name, total in sums.items():
+        out[f"{name}_cycles_per_s"] = total / rounds
+        out[f"{name}_ratio"] = total / b_sum
+    return out
+
+
+class BlockingAgent:
+    """One agent over `hive_wire.blocking.BlockingConnection`: the same cycle, no event loop
+    on the client's side (what a sequential harness without trio would use)."""
+
+    def __init__(self, daemon: Daemon, name: str) -> None:
+        self.conn = BlockingConnection(daemon.socket(name), timeout=30)
+        self.name = name
+        self.cycle()  # warm-up
+
+    def cycle(self) -> None:
+        sent = self.conn.call({"cmd": "send", "to": self.name, "body": BODY})
+        got = self.conn.call({"cmd": "recv", "max": 1})["messages"]
+        if len(got) != 1 or got[0]["id"] != sent["id"]:
+            raise AssertionError(f"sent {sent}, received {got}")
+        if self.conn.call({"cmd": "ack_turn", "ids": [sent["id"]]})["acked"] != 1:
+            raise AssertionError(f"ack of {sent['id']} failed")
+
+    def run(self, seconds: float) -> float:
+        n = 0
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            self.cycle()
+            n += 1
+        return n / (time.perf_counter() - start)
+
+
+class PersistQueue:
+    """persist-queue's SQLiteAckQueue (a bench-only dependency) in this process, its own
+    defaults (WAL, SQLite's default `synchronous=FULL`, a commit per operation): put, get,
+    ack, the cycle of a queue with acks."""
+
+    def __init__(self, path: Path) -> None:
+        from persistqueue import SQLiteAckQueue
+
+        self.q = SQLiteAckQueue(str(path), auto_commit=True, multithreading=False)
+        for _ in range(50):
+            self.cycle()
+
+    def cycle(self) -> None:
+        self.q.put(BODY)
+        item = self.q.get(raw=True, block=False)
+        self.q.ack(id=item["pqid"])
+
+    def run(self, seconds: float) -> float:
+        n = 0
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            self.cycle()
+            n += 1
+        return n / (time.perf_counter() - start)
 
 
 # --- wake latency ----------------------------------------------------------------------------
@@ -394,8 +457,8 @@ async def bench(args: argparse.Namespace, daemon: Daemon, base: Baseline) -> dic
     work = [f"t{i:03d}" for i in range(max(args.agents, 1))]
     idle = [f"i{i:03d}" for i in range(args.idle)]
     t = time.perf_counter()
-    await spawn(daemon, [*work, "wr", "ws", *idle])
-    print(f"spawned {len(work) + 2 + len(idle)} agents in {time.perf_counter() - t:.1f} s "
+    await spawn(daemon, [*work, "wr", "ws", "wb", *idle])
+    print(f"spawned {len(work) + 3 + len(idle)} agents in {time.perf_counter() - t:.1f} s "
           f"(daemon pid {daemon.proc.pid if daemon.proc else '?'})", flush=True)
     await trio.sleep(1.0)  # let the sleeper processes finish starting
 
@@ -404,7 +467,13 @@ async def bench(args: argparse.Namespace, daemon: Daemon, base: Baseline) -> dic
     await one.open()
     cpu = Cpu(daemon)
     one.times, base.commit_times = [], []
-    r = await interleaved(base, one, cpu, args.seconds, args.rounds)
+    extra: dict[str, Callable[[float], float]] = {"blocking": BlockingAgent(daemon, "wb").run}
+    try:
+        extra["persistqueue"] = PersistQueue(daemon.base / "pq").run
+    except ImportError:
+        print("persist-queue is not installed (pip install persist-queue): no such baseline",
+              flush=True)
+    r = await interleaved(base, one, cpu, args.seconds, args.rounds, extra)
     r["daemon_cpu_pct"], r["client_cpu_pct"] = cpu.pct()
     r["request_p50_us"] = percentile(one.times, 50) * 1e6
     r["baseline_commit_p50_us"] = percentile(base.commit_times, 50) * 1e6
@@ -415,6 +484,15 @@ async def bench(args: argparse.Namespace, daemon: Daemon, base: Baseline) -> dic
           f"{mark(r['ratio'] >= 0.5)}; {spread(r['round_ratios'])}); {cpu}", flush=True)
     print(f"    one request through the socket: p50 {r['request_p50_us']:.0f} us; one plain "
           f"commit: p50 {r['baseline_commit_p50_us']:.0f} us", flush=True)
+    print(f"    the same agent over a blocking client (no trio in the client): "
+          f"{r['blocking_cycles_per_s']:7.0f} cycles/s = {r['blocking_ratio']:.2f}x baseline "
+          f"(target >= 0.5x: {mark(r['blocking_ratio'] >= 0.5)})", flush=True)
+    if "persistqueue_cycles_per_s" in r:
+        pq = r["persistqueue_cycles_per_s"]
+        print(f"    persist-queue SQLiteAckQueue in-process put+get+ack: {pq:7.0f} cycles/s = "
+              f"{r['persistqueue_ratio']:.2f}x baseline; the daemon, 1 agent = "
+              f"{r['cycles_per_s'] / pq:.2f}x it (blocking client {r['blocking_cycles_per_s'] / pq:.2f}x)",
+              flush=True)
 
     # 2. many agents at once
     load = Load(daemon, work)
