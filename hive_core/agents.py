@@ -32,6 +32,7 @@ from .store.db import Store
 log = logging.getLogger("hive_core.agents")
 
 STATUS_TEXT_MAX = 1024
+REOPEN_AT_ONCE = 8  # agents reopened at once at start-up (their git processes overlap)
 
 
 class Agents:
@@ -77,10 +78,11 @@ class Agents:
         command: list[str] = []
         env: dict[str, str] = {}
         if self.backend.kind == "process":
-            if sha is None:
-                sha = self._main.get(name) or await self.repos.main_sha(name)
-                if sha is None:
+            if sha is None and (sha := self._main.get(name)) is None:
+                found = await self.repos.main_config(name)
+                if found is None:
                     raise Unavailable(f'agent "{name}" has no applied config repo')
+                sha, self._configs[(name, sha)] = found
                 self._main[name] = sha
             config = self._configs.get((name, sha))
             if config is None:
@@ -144,18 +146,26 @@ class Agents:
         log.info("agent spawned name=%s", name)
 
     async def reopen(self, rows: list[sql.AgentRow]) -> None:
-        """At start-up: every known agent gets its directories and socket back."""
-        for row in rows:
-            try:
-                self._make_dirs(row.name)
-                await self.repos.seed(row.name, self.backend.kind, row.command)
-                await self.repos.recover(row.name)  # a build cut short by a crash
-                await self.repos.sync_forge(row.name)
-                await self.open_socket(row.name)
-                await self.backend.create(await self.spec(row.name))
-            except (WireError, OSError) as e:  # one broken agent must not stop the daemon
-                log.error("agent not served name=%s error=%s", row.name, e)
-                self.broken.add(row.name)
+        """At start-up: every known agent gets its directories and socket back. Agents are
+        independent and most of the time goes to git processes, so a few go at once."""
+        limit = trio.CapacityLimiter(REOPEN_AT_ONCE)
+
+        async def one(row: sql.AgentRow) -> None:
+            async with limit:
+                try:
+                    self._make_dirs(row.name)
+                    await self.repos.seed(row.name, self.backend.kind, row.command)
+                    await self.repos.recover(row.name)  # a build cut short by a crash
+                    await self.repos.sync_forge(row.name)
+                    await self.open_socket(row.name)
+                    await self.backend.create(await self.spec(row.name))
+                except (WireError, OSError) as e:  # one broken agent must not stop the daemon
+                    log.error("agent not served name=%s error=%s", row.name, e)
+                    self.broken.add(row.name)
+
+        async with trio.open_nursery() as nursery:
+            for row in rows:
+                nursery.start_soon(one, row)
 
     def forget(self, name: str) -> None:
         """Drop what is cached of `name`'s applied repo (it was deployed to, or removed)."""

@@ -213,6 +213,16 @@ def parse_config(text: bytes, where: str) -> dict[str, Any]:
     return {"command": list(command), "env": dict(env)}
 
 
+def _head_file(repo: Path) -> str | None:
+    """The first line of a daemon-owned repo's `.git/HEAD` (None if it cannot be read)."""
+    try:
+        fd = os.open(repo / ".git" / "HEAD", os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        return f.read(256).split(b"\n", 1)[0].decode("utf-8", "replace")
+
+
 def _plain_dir(path: Path) -> bool:
     """True if `path` is a real directory, False if absent; anything else is refused."""
     try:
@@ -392,6 +402,8 @@ class ConfigRepos:
         build). True if it was elsewhere."""
         async with self._lock(name):
             applied = self._applied(name)
+            if _head_file(applied) == f"ref: refs/heads/{BRANCH}":
+                return False  # the common case, read without a git process (start-up)
             head = await self._git("symbolic-ref", "-q", "HEAD", cwd=applied, ok=(0, 1))
             if head.stdout.decode().strip() == f"refs/heads/{BRANCH}":
                 return False
@@ -476,6 +488,35 @@ class ConfigRepos:
             raise BadRequest(f"{where}: larger than {CONFIG_MAX} bytes")
         blob = (await self._git("cat-file", "blob", oid, cwd=applied)).stdout
         return parse_config(blob, where)
+
+    async def main_config(self, name: str) -> tuple[str, dict[str, Any]] | None:
+        """The full sha of the applied repo's main and `agent.toml` there, from one git process
+        (start-up reads it for every agent). None without a repo. Only the seed and commits
+        that passed `config_at`'s checks on approval are ever put on main, so its tree entry is
+        not looked at again; the content is parsed and checked as ever."""
+        applied = self.applied_path(name)
+        if not _plain_dir(applied):
+            return None
+        main = f"refs/heads/{BRANCH}"
+        done = await self._git("cat-file", "--batch", cwd=applied,
+                               stdin=f"{main}\n{main}:{TOML_FILE}\n".encode())
+        out = done.stdout
+        objects = []
+        for _ in range(2):
+            header, _, out = out.partition(b"\n")
+            fields = header.split()
+            if len(fields) != 3:  # "<name> missing"
+                raise BadRequest(f"{TOML_FILE} on {name}'s main: missing")
+            size = int(fields[2])
+            objects.append((fields[0].decode(), fields[1], out[:size]))
+            out = out[size + 1 :]
+        (sha, kind, _), (_, blob_kind, blob) = objects
+        where = f"{TOML_FILE} at {sha[:12]}"
+        if kind != b"commit" or blob_kind != b"blob":
+            raise BadRequest(f"{where}: not a regular file")
+        if len(blob) > CONFIG_MAX:
+            raise BadRequest(f"{where}: larger than {CONFIG_MAX} bytes")
+        return sha, parse_config(blob, where)
 
     async def main_sha(self, name: str) -> str | None:
         """The full sha of the applied repo's main (None without a repo)."""

@@ -501,6 +501,31 @@ async def test_deployed_sha_is_newest_by_number(alice: ConfigRepos) -> None:
     assert await alice.main_sha("nobody") is None
 
 
+async def test_main_config_is_main_and_its_config(alice: ConfigRepos) -> None:
+    """One git process at start-up gives what `main_sha` and `config_at` give."""
+    applied = alice.applied_path("alice")
+    main = await alice.main_sha("alice")
+    assert main is not None
+    assert await alice.main_config("alice") == (main, await alice.config_at("alice", main))
+    assert await alice.main_config("nobody") is None
+    # main moved (as a deploy moves it): the new commit and its config.
+    sha = manager_commit(alice, "alice", {"agent.toml": NEW_TOML})
+    await alice.propose("alice", 1, sha)
+    git(applied, "reset", "-q", "--hard", sha)
+    assert await alice.main_config("alice") == (sha, {"command": ["/bin/sleep", "60"],
+                                                      "env": {"MODE": "test"}})
+    # A main without agent.toml, or with a broken one, is refused with the reason.
+    git(applied, "rm", "-q", "agent.toml")
+    git(applied, "commit", "-q", "-m", "gone")
+    with pytest.raises(BadRequest, match="agent.toml on alice's main: missing"):
+        await alice.main_config("alice")
+    (applied / "agent.toml").write_text("command = [")
+    git(applied, "add", "agent.toml")
+    git(applied, "commit", "-q", "-m", "broken")
+    with pytest.raises(BadRequest, match="invalid TOML"):
+        await alice.main_config("alice")
+
+
 async def test_recover_puts_head_back_on_main(alice: ConfigRepos) -> None:
     applied = alice.applied_path("alice")
     assert await alice.recover("alice") is False
