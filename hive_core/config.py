@@ -11,6 +11,8 @@ TOML keys (all optional):
     (the restart policy: off by default; back-off doubles from restart_backoff up to its max;
     more than restart_max_crashes crashes within restart_window seconds and it gives up),
     max_connections, read_deadline (seconds to finish a started request line),
+    database_max_bytes (a cap on hive.sqlite, 0 = none: past it writes answer `unavailable`
+    and everything else keeps working; SQLite's `max_page_count`),
     nixos_container, journalctl, nixos_container_conf_dir (the nixos-container backend),
     manager_command ([argv]),
     [urls] domain, home, forge, matrix
@@ -56,6 +58,7 @@ class Config:
     journalctl: str = "journalctl"
     nixos_container_conf_dir: str = "/etc/nixos-containers"  # /etc/containers before 22.05
     read_deadline: float = 30.0
+    database_max_bytes: int = 0
     stop_agents_on_exit: bool = True
     manager_command: list[str] | None = None
     urls: dict[str, str] = attrs.Factory(dict)

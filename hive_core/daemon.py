@@ -98,7 +98,7 @@ async def serve(
     _raise_fd_limit()
     _prepare_dirs(paths)
     lock = _lock_state_dir(paths)
-    store = Store(paths.database)
+    store = Store(paths.database, max_bytes=config.database_max_bytes)
     try:
         await store.open()
         async with trio.open_nursery() as nursery:

@@ -18,7 +18,6 @@ keeps serving).
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 import socket
@@ -36,10 +35,8 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hive_core import daemon as daemon_mod
 from hive_core import verbs
 from hive_core.daemon import Hive, serve
-from hive_core.store.db import Store
 from hive_wire.blocking import call_sync
 from hive_wire.codec import LineBuffer
 from hive_wire.errors import CODES
@@ -403,12 +400,9 @@ async def test_bad_commit_refs_are_refused(hive: Hive, ref: str) -> None:
         assert await snapshot(hive) == before
 
 
-async def test_full_disk_sends_are_unavailable_and_nothing_stored_is_lost(
-    dirs: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """config.py has no knob for the database size, so the daemon's store is given a small
-    `PRAGMA max_page_count` in-process (`Store(max_page_count=...)`): the database is full a
-    few pages past what the first run stored."""
+async def test_full_disk_sends_are_unavailable_and_nothing_stored_is_lost(dirs: Path) -> None:
+    """The second run caps the database (config `database_max_bytes`, SQLite's
+    `max_page_count`) a few pages past what the first run stored: the disk is full."""
     cfg = make_config(dirs)
     host = str(dirs / "run" / "host.sock")
     with trio.fail_after(TIMEOUT * 3):
@@ -419,13 +413,14 @@ async def test_full_disk_sends_are_unavailable_and_nothing_stored_is_lost(
                     for i in range(5)]
             h.shutdown()
         conn = sqlite3.connect(cfg.state_dir / "hive.sqlite")
-        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        pages, page_size = (conn.execute(f"PRAGMA {p}").fetchone()[0]
+                            for p in ("page_count", "page_size"))
         conn.close()
 
-        monkeypatch.setattr(daemon_mod, "Store", functools.partial(Store, max_page_count=pages + 6))
+        full = make_config(dirs, database_max_bytes=(pages + 6) * page_size)
         filled: list[int] = []
         async with trio.open_nursery() as nursery:  # second run: the disk fills up
-            h = await nursery.start(serve, cfg)
+            h = await nursery.start(serve, full)
             for size in (6000, 100):  # big rows until one is refused, then small ones
                 for _ in range(200):
                     answer = await call(host, {"cmd": "send", "to": "alice",
@@ -445,7 +440,6 @@ async def test_full_disk_sends_are_unavailable_and_nothing_stored_is_lost(
             assert (await call(host, {"cmd": "list"}))["agents"] == ["alice"]  # still serving
             assert await snapshot(h) == before
             h.shutdown()
-        monkeypatch.undo()
 
         conn = sqlite3.connect(cfg.state_dir / "hive.sqlite")
         try:

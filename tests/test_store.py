@@ -91,7 +91,7 @@ async def test_run_after_close_is_unavailable(dirs: Path) -> None:
 
 
 async def test_full_disk_answers_unavailable_and_keeps_data(dirs: Path) -> None:
-    store = Store(dirs / "f.sqlite", max_page_count=40)
+    store = Store(dirs / "f.sqlite", max_bytes=40 * 4096)  # 40 pages
     await store.open()
     try:
         kept = await store.run(_insert, "small")

@@ -51,9 +51,9 @@ _STOP = object()
 
 
 class Store:
-    def __init__(self, path: Path, *, max_page_count: int | None = None) -> None:
+    def __init__(self, path: Path, *, max_bytes: int = 0) -> None:
         self.path = path
-        self.max_page_count = max_page_count
+        self.max_bytes = max_bytes  # 0: no cap
         self.transactions = 0
         self.operations = 0
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -138,8 +138,9 @@ class Store:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")
-        if self.max_page_count is not None:
-            conn.execute(f"PRAGMA max_page_count={int(self.max_page_count)}")
+        if self.max_bytes > 0:  # the file may not grow past it; writes then fail as full
+            (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+            conn.execute(f"PRAGMA max_page_count={max(1, int(self.max_bytes) // page_size)}")
         schema.migrate(conn)
         return conn
 
