@@ -134,6 +134,9 @@ def decode_line(line: bytes) -> dict[str, Any]:
     return value
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once, not per line
+
+
 def encode_line(obj: dict[str, Any]) -> bytes:
     """A JSON object to one line; keys keep their insertion order."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    return _ENCODER.encode(obj).encode("utf-8") + b"\n"
