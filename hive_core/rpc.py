@@ -14,8 +14,9 @@ Rules kept here:
 - a connection past `max_connections` is answered `limit` and closed; a client that starts a
   line and does not finish it within `read_deadline` is dropped (idle connections between
   requests are fine: agents long-poll);
-- peer credentials (`SO_PEERCRED`) are read and logged for every connection; the host socket
-  refuses a peer that is neither root, the daemon's own user, nor in the admin group.
+- peer credentials (`SO_PEERCRED`, and `SO_PEERGROUPS` for the groups the peer process holds)
+  are read and logged for every connection; the host socket refuses a peer that is neither
+  root, the daemon's own user, nor holding the admin group.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ class PeerCred:
     pid: int
     uid: int
     gid: int
+    groups: frozenset[int] | None = None  # supplementary groups at connect (SO_PEERGROUPS)
+
+
+SO_PEERGROUPS = getattr(stdsocket, "SO_PEERGROUPS", 59)  # Linux 4.13+; Python 3.11 lacks it
 
 
 def peer_cred(sock: trio.socket.SocketType) -> PeerCred | None:
@@ -78,7 +83,13 @@ def peer_cred(sock: trio.socket.SocketType) -> PeerCred | None:
         raw = sock.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_PEERCRED, struct.calcsize("3i"))
     except OSError:
         return None
-    return PeerCred(*struct.unpack("3i", raw))
+    groups = None
+    try:  # Python caps the buffer at 1024 bytes: 256 groups; more (ERANGE) falls back below
+        raw_groups = sock.getsockopt(stdsocket.SOL_SOCKET, SO_PEERGROUPS, 1024)
+        groups = frozenset(struct.unpack(f"{len(raw_groups) // 4}I", raw_groups))
+    except OSError:
+        pass
+    return PeerCred(*struct.unpack("3i", raw), groups)
 
 
 def admin_gid(group: str) -> int | None:
@@ -88,14 +99,18 @@ def admin_gid(group: str) -> int | None:
         return None
 
 
-def _user_groups(uid: int, gid: int) -> set[int]:
+def _peer_groups(cred: PeerCred) -> set[int]:
+    """The groups the peer process held when it connected; without SO_PEERGROUPS, its user's
+    groups from the group database."""
+    if cred.groups is not None:
+        return {cred.gid, *cred.groups}
     import pwd
 
     try:
-        name = pwd.getpwuid(uid).pw_name
+        name = pwd.getpwuid(cred.uid).pw_name
     except KeyError:
-        return {gid}
-    return set(os.getgrouplist(name, gid))
+        return {cred.gid}
+    return set(os.getgrouplist(name, cred.gid))
 
 
 class SocketServer:
@@ -186,7 +201,7 @@ class SocketServer:
         if cred.uid in (0, os.geteuid()):
             return True
         gid = admin_gid(self.admin_group)
-        return gid is not None and gid in _user_groups(cred.uid, cred.gid)
+        return gid is not None and gid in _peer_groups(cred)
 
     async def _requests(self, stream: trio.SocketStream, surface: Surface) -> None:
         buf = LineBuffer(self.line_limit)

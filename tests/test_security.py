@@ -228,6 +228,29 @@ async def test_admin_group_is_served_through_the_real_socket_mode(
             hive.shutdown()
 
 
+@needs_root
+async def test_admin_group_counts_only_when_the_peer_holds_it(
+    dirs: Path, admin_group: tuple[str, int]
+) -> None:
+    """`nobody` is listed in the admin group, but a process of it that dropped its groups is
+    refused once past the file mode (SO_PEERGROUPS, not /etc/group); one holding the group is
+    served."""
+    name, gid = admin_group
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            hive: Hive = await nursery.start(serve, make_config(dirs, admin_group=name))
+            host = str(hive.paths.host_socket)
+            traversable(dirs)
+            os.chmod(host, 0o666)  # past the file mode: only the credential check stands
+            dropped = [f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+            got = await run_as(dropped, host, {"cmd": "list"})
+            assert got["answers"][0]["code"] == "forbidden", got
+            holding = [f"--reuid={NOBODY}", f"--regid={NOBODY}", f"--groups={gid}"]
+            got = await run_as(holding, host, {"cmd": "list"})
+            assert got["answers"] == [{"version": 1, "ok": True, "agents": []}], got
+            hive.shutdown()
+
+
 # --- socket paths ------------------------------------------------------------------------------
 async def test_stale_socket_at_an_agent_path_is_reclaimed_at_spawn(hive: Hive, host: str) -> None:
     with trio.fail_after(TIMEOUT):
