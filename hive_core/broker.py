@@ -62,15 +62,6 @@ def _requeue_job(
     return requeued, dead, _bury(conn, dead, at)
 
 
-def _pop_job(
-    conn: sqlite3.Connection, who: str, limit: int, at: float, ack: bool
-) -> list[sql.Row]:
-    rows = sql.pop(conn, who, limit, at)
-    if ack and rows:
-        sql.ack(conn, who, [r.id for r in rows], at)
-    return rows
-
-
 def _ack_job(
     conn: sqlite3.Connection, who: str, ids: list[int] | None, at: float
 ) -> list[int]:
@@ -173,7 +164,7 @@ class Broker:
         return mid
 
     async def recv(
-        self, who: str, max_: int = 1, wait_seconds: float = 0, *, ack: bool = False
+        self, who: str, max_: int = 1, wait_seconds: float = 0
     ) -> tuple[list[sql.Row], float]:
         """Pop up to `max_` rows (long-polling up to `wait_seconds` for the first); the rows and
         the pop's timestamp, which `unpop` needs if the answer cannot be handed over."""
@@ -189,7 +180,7 @@ class Broker:
             version = self._versions.get(who, 0)
             at = now()
             with trio.CancelScope(shield=True):  # what a committed pop returns is never dropped
-                rows: list[sql.Row] = await self.store.run(_pop_job, who, limit, at, ack)
+                rows: list[sql.Row] = await self.store.run(sql.pop, who, limit, at)
             if rows:
                 break
             if trio.current_time() >= deadline:
@@ -202,10 +193,7 @@ class Broker:
                 finally:
                     if not lot:
                         self._lots.pop(who, None)
-        ids = [r.id for r in rows]
-        self.events.publish("delivered", to=who, ids=ids)
-        if ack:
-            self.events.publish("acked", to=who, ids=ids)
+        self.events.publish("delivered", to=who, ids=[r.id for r in rows])
         return rows, at
 
     async def unpop(self, who: str, rows: list[sql.Row], popped_at: float) -> None:

@@ -54,10 +54,12 @@ class Feed:
 
 @attrs.frozen
 class Undoable:
-    """A verb's answer with what to do if it cannot be written to the client (it hung up)."""
+    """A verb's answer with what to do if it cannot be written to the client (it hung up), and
+    what to do once it has been."""
 
     result: Any
     undo: Callable[[], Awaitable[None]]
+    done: Callable[[], Awaitable[None]] | None = None
 
 
 @attrs.frozen
@@ -235,6 +237,12 @@ class SocketServer:
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         await answer.undo()
                         raise
+                    if answer.done is not None:
+                        try:
+                            await answer.done()
+                        except WireError as e:  # answered already; the rows stay in flight
+                            log.warning("after answering role=%s caller=%s: %s", surface.role,
+                                        surface.caller, e)
                     continue
                 await _send(stream.socket, encode_line(answer))
             if buf.overflow is not None:

@@ -51,13 +51,19 @@ async def whoami(hive: Hive, caller: str, req: rq.Whoami) -> rs.Whoami:
 
 
 async def _pop(hive: Hive, caller: str, max_: int, wait: int, ack: bool) -> Undoable:
-    rows, at = await hive.broker.recv(caller, max_, wait, ack=ack)
+    """Pop; the rows go back if the answer cannot be written. With `ack`, they are acked once
+    it has been written (a crash in between redelivers them, flagged, never loses them)."""
+    rows, at = await hive.broker.recv(caller, max_, wait)
 
     async def undo() -> None:
         if rows:
             await hive.broker.unpop(caller, rows, at)
 
-    return Undoable(_delivered(rows), undo)
+    async def done() -> None:
+        if rows:
+            await hive.broker.ack_turn(caller, [r.id for r in rows])
+
+    return Undoable(_delivered(rows), undo, done if ack else None)
 
 
 async def recv(hive: Hive, caller: str, req: rq.Recv) -> Undoable:

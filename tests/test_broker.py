@@ -327,24 +327,27 @@ async def test_long_poll_times_out_empty_at_the_deadline(
     assert await refused(alice, {"cmd": "recv", "wait_seconds": -1}) == "bad_request"
 
 
+@pytest.mark.parametrize("who", ["agent", "operator"])
 async def test_a_waiter_that_hung_up_does_not_take_the_message(
-    hive: Hive, host: str, autojump_clock: MockClock
+    hive: Hive, host: str, autojump_clock: MockClock, who: str
 ) -> None:
     """A harness gives up on a long-poll (closes its connection), a message arrives, the harness
     polls again: it gets the message at once, first-time, not a lease later as `redelivered`
-    (nobody saw it; the hung-up connection must not have popped it)."""
+    (nobody saw it; the hung-up connection must not have popped it). The operator's `inbox`,
+    which acks what it answers, must not have acked it either."""
     await spawn_idle(hive, "alice")
-    alice = agent_sock(hive, "alice")
-    abandoned = await Connection.open(alice)
-    await abandoned.send({"cmd": "recv", "wait_seconds": WAIT_CAP})
+    sock, verb, to = ((agent_sock(hive, "alice"), "recv", "alice") if who == "agent"
+                      else (host, "inbox", "operator"))
+    abandoned = await Connection.open(sock)
+    await abandoned.send({"cmd": verb, "wait_seconds": WAIT_CAP})
     await wait_all_tasks_blocked()
     await abandoned.aclose()
     await wait_all_tasks_blocked()
 
-    sent = await send(host, "alice", "for whoever is listening")
+    sent = await send(agent_sock(hive, "alice"), to, "for whoever is listening")
     await wait_all_tasks_blocked()
     sent_at = trio.current_time()
-    got = await recv(alice, wait=WAIT_CAP)
+    got = (await ok(sock, {"cmd": verb, "wait_seconds": WAIT_CAP}))["messages"]
     assert ids(got) == [sent]
     assert got[0]["redelivered"] is False
     assert trio.current_time() == sent_at
