@@ -40,7 +40,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import shlex
 import shutil
 import signal
 import sqlite3
@@ -57,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import trio  # noqa: E402
 import trio.lowlevel  # noqa: E402
+from common import header, mark, rate  # noqa: E402  (bench/common.py)
 
 from hive_core.store import schema  # noqa: E402
 from hive_wire.blocking import BlockingConnection, call_sync, check_answer  # noqa: E402
@@ -129,13 +129,7 @@ class Baseline:
 
     def run(self, seconds: float) -> float:
         """Cycles for about `seconds`; the rate."""
-        n = 0
-        start = time.perf_counter()
-        deadline = start + seconds
-        while time.perf_counter() < deadline:
-            self.cycle()
-            n += 1
-        elapsed = time.perf_counter() - start
+        n, elapsed = rate(self.cycle, seconds)
         self.cycles += n
         self.seconds += elapsed
         return n / elapsed
@@ -337,12 +331,8 @@ class BlockingAgent:
             raise AssertionError(f"ack of {sent['id']} failed")
 
     def run(self, seconds: float) -> float:
-        n = 0
-        start = time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            self.cycle()
-            n += 1
-        return n / (time.perf_counter() - start)
+        n, elapsed = rate(self.cycle, seconds)
+        return n / elapsed
 
 
 class PersistQueue:
@@ -363,12 +353,8 @@ class PersistQueue:
         self.q.ack(id=item["pqid"])
 
     def run(self, seconds: float) -> float:
-        n = 0
-        start = time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            self.cycle()
-            n += 1
-        return n / (time.perf_counter() - start)
+        n, elapsed = rate(self.cycle, seconds)
+        return n / elapsed
 
 
 # --- wake latency ----------------------------------------------------------------------------
@@ -441,10 +427,6 @@ async def spawn(daemon: Daemon, names: list[str]) -> None:
 async def stats(daemon: Daemon) -> dict[str, Any]:
     async with await Connection.open(daemon.host) as host:
         return await host.call({"cmd": "stats"})
-
-
-def mark(ok: bool) -> str:
-    return "ok" if ok else "MISSED"
 
 
 def spread(ratios: list[float]) -> str:
@@ -555,13 +537,7 @@ def main() -> int:
 
     dir_ = Path(tempfile.mkdtemp(prefix="hb", dir="/tmp"))  # short: socket paths <= 107 bytes
     daemon = Daemon(dir_)
-    command = shlex.join([".venv/bin/python", "bench/broker.py", *sys.argv[1:]])
-    try:
-        rev = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse",
-                              "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        rev = ""
-    print(f"{dt.date.today()}  {command}  (commit {rev or '?'})", flush=True)
+    command, rev = header("broker.py")
     print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, "
           f"{os.cpu_count()} cpus, temp dir {dir_}", flush=True)
     base = Baseline(dir_ / "baseline.db", args.baseline_sql)

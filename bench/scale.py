@@ -84,6 +84,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import trio  # noqa: E402
+from common import header, mark  # noqa: E402  (bench/common.py)
 
 from hive_wire.blocking import call_sync, check_answer  # noqa: E402
 from hive_wire.client import Connection  # noqa: E402
@@ -427,10 +428,6 @@ def restarts(daemon: Daemon, n: int, agents: int, settle: float) -> list[dict[st
 
 
 # --- the run --------------------------------------------------------------------------------------
-def mark(ok: bool) -> str:
-    return "ok" if ok else "MISSED"
-
-
 def fmt_mem(m: dict[str, float]) -> str:
     return f"VmRSS {m['VmRSS']:.1f} MB (VmHWM {m['VmHWM']:.1f} MB)"
 
@@ -574,13 +571,7 @@ def main() -> int:
         ap.error("--agents, --idle-seconds and --restarts must be positive")
 
     dir_ = Path(tempfile.mkdtemp(prefix="hs", dir="/tmp"))  # short: socket paths <= 107 bytes
-    command = shlex.join([".venv/bin/python", "bench/scale.py", *sys.argv[1:]])
-    try:
-        rev = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse",
-                              "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        rev = ""
-    print(f"{dt.date.today()}  {command}  (commit {rev or '?'})", flush=True)
+    command, rev = header("scale.py")
     print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, trio "
           f"{trio.__version__}, {os.cpu_count()} cpus, temp dir {dir_}", flush=True)
     try:
