@@ -512,18 +512,13 @@ class ConfigRepos:
             out = out[size + 1 :]
         (sha, kind, _), (_, blob_kind, blob) = objects
         where = f"{TOML_FILE} at {sha[:12]}"
-        if kind != b"commit" or blob_kind != b"blob":
-            raise BadRequest(f"{where}: not a regular file")
+        if kind != b"commit":
+            raise BadRequest(f"{name}'s main is a {kind.decode()}, not a commit")
+        if blob_kind != b"blob":
+            raise BadRequest(f"{where}: not a file")
         if len(blob) > CONFIG_MAX:
             raise BadRequest(f"{where}: larger than {CONFIG_MAX} bytes")
         return sha, parse_config(blob, where)
-
-    async def main_sha(self, name: str) -> str | None:
-        """The full sha of the applied repo's main (None without a repo)."""
-        applied = self.applied_path(name)
-        if not _plain_dir(applied):
-            return None
-        return await self._rev(applied, f"refs/heads/{BRANCH}")
 
     async def deployed_sha(self, name: str) -> str | None:
         """12 characters of the commit of the newest `deployed/<n>` tag (by number); cached

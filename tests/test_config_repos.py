@@ -93,6 +93,13 @@ def repos(dirs: Path) -> ConfigRepos:
     return ConfigRepos(dirs / "state")
 
 
+async def main_of(repos: ConfigRepos, name: str) -> str:
+    """The full sha of `name`'s applied main."""
+    found = await repos.main_config(name)
+    assert found is not None
+    return found[0]
+
+
 @pytest.fixture
 async def alice(repos: ConfigRepos) -> ConfigRepos:
     assert await repos.seed("alice", "process") is True
@@ -112,7 +119,7 @@ async def test_seed_creates_both_repos(alice: ConfigRepos) -> None:
         "hive-core <hive-core@localhost>|hive-core <hive-core@localhost>")
     assert await alice.config_at("alice", main) == {"command": DEFAULT_COMMAND, "env": {}}
     assert await alice.deployed_sha("alice") == main[:12]
-    assert await alice.main_sha("alice") == main
+    assert await main_of(alice, "alice") == main
     # The manager's repo is a clone on the same commit, with no remote pointing at the host.
     assert git(proposed, "rev-parse", "HEAD") == main
     assert git(proposed, "symbolic-ref", "HEAD") == "refs/heads/main"
@@ -127,8 +134,7 @@ async def test_seed_command_round_trips(repos: ConfigRepos) -> None:
     argv = ["/usr/bin/env", 'quote"s', "back\\slash", "new\nline", "tab\t", "del\x7f", "é ✓ 😀",
             "[x] = 'y'"]
     await repos.seed("bob", "process", argv)
-    main = await repos.main_sha("bob")
-    assert main is not None
+    main = await main_of(repos, "bob")
     assert await repos.config_at("bob", main) == {"command": argv, "env": {}}
 
 
@@ -164,7 +170,7 @@ async def test_seed_refuses_symlinks(repos: ConfigRepos, dirs: Path) -> None:
 async def test_seed_restores_missing_proposed_refuses_orphan(alice: ConfigRepos) -> None:
     shutil.rmtree(alice.proposed_path("alice"))
     assert await alice.seed("alice", "process") is True
-    assert git(alice.proposed_path("alice"), "rev-parse", "HEAD") == await alice.main_sha("alice")
+    assert git(alice.proposed_path("alice"), "rev-parse", "HEAD") == await main_of(alice, "alice")
     await alice.purge("alice")
     assert not alice.applied_path("alice").exists()
     with pytest.raises(Conflict, match="no applied one"):
@@ -174,7 +180,7 @@ async def test_seed_restores_missing_proposed_refuses_orphan(alice: ConfigRepos)
 # --- proposals and approvals ------------------------------------------------------------------
 async def test_propose_approve_deploys(alice: ConfigRepos) -> None:
     applied = alice.applied_path("alice")
-    old = await alice.main_sha("alice")
+    old = await main_of(alice, "alice")
     sha = manager_commit(alice, "alice", {"agent.toml": NEW_TOML}, "sleep instead of echo")
     assert await alice.propose("alice", 7, sha[:7]) == sha
     assert await alice.config_at("alice", sha) == {"command": ["/bin/sleep", "60"],
@@ -184,7 +190,7 @@ async def test_propose_approve_deploys(alice: ConfigRepos) -> None:
         "3 deletions(-)")
     diff = await alice.diff("alice", sha)
     assert '+command = ["/bin/sleep", "60"]' in diff and "-command" in diff
-    assert await alice.main_sha("alice") == old  # proposing moves nothing
+    assert await main_of(alice, "alice") == old  # proposing moves nothing
 
     apply = Recorder(alice, "alice")
     assert await alice.approve("alice", 7, apply, expected_sha=sha[:12]) == {
@@ -498,14 +504,12 @@ async def test_deployed_sha_is_newest_by_number(alice: ConfigRepos) -> None:
     assert await alice.deployed_sha("alice") == second[:12]
     assert await ConfigRepos(alice.state).deployed_sha("alice") == second[:12]
     assert await alice.deployed_sha("nobody") is None
-    assert await alice.main_sha("nobody") is None
 
 
 async def test_main_config_is_main_and_its_config(alice: ConfigRepos) -> None:
-    """One git process at start-up gives what `main_sha` and `config_at` give."""
+    """One git process at start-up gives main's sha and what `config_at` gives for it."""
     applied = alice.applied_path("alice")
-    main = await alice.main_sha("alice")
-    assert main is not None
+    main = git(applied, "rev-parse", "main")
     assert await alice.main_config("alice") == (main, await alice.config_at("alice", main))
     assert await alice.main_config("nobody") is None
     # main moved (as a deploy moves it): the new commit and its config.
@@ -589,7 +593,7 @@ async def test_mirror_to_file_forge(dirs: Path, shim: Shim, token_file: Path,
     git(dirs, "init", "-q", "--bare", str(bare))
     repos = ConfigRepos(dirs / "state", f"file://{forge}/", token_file)
     await repos.seed("alice", "process")
-    main = await repos.main_sha("alice")
+    main = await main_of(repos, "alice")
     assert git(bare, "rev-parse", "refs/heads/main", "refs/tags/deployed/0").split() == [main, main]
 
     sha = manager_commit(repos, "alice", {"agent.toml": NEW_TOML})
