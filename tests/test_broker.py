@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -700,6 +701,40 @@ async def test_operator_inbox_pops_and_acks(
     assert ids(second) == sent[2:]
     await trio.sleep(3 * LEASE)  # acked, so no lease to expire
     assert (await ok(host, {"cmd": "inbox", "max": 10}))["messages"] == []
+    assert await pending(host) == 0
+
+
+async def test_operator_inbox_acks_only_after_the_answer_is_out(
+    hive: Hive, host: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the operator is shown is acked after the answer has been written, never before: a
+    daemon killed in between leaves the row in flight (redelivered, flagged, on lease expiry),
+    not acked and unseen. The ack is held back here to look at the row in that gap."""
+    await spawn_idle(hive, "alice")
+    sent = await send(agent_sock(hive, "alice"), "operator", "report")
+    release = trio.Event()
+    ack_turn = hive.broker.ack_turn
+
+    async def held(who: str, ids: list[int] | None) -> tuple[int, int | None]:
+        await release.wait()
+        return await ack_turn(who, ids)
+
+    monkeypatch.setattr(hive.broker, "ack_turn", held)
+    got = (await ok(host, {"cmd": "inbox"}))["messages"]
+    assert ids(got) == [sent]
+
+    def acked() -> bool:
+        conn = sqlite3.connect(hive.paths.database)
+        try:
+            (at,) = conn.execute("SELECT acked_at FROM messages WHERE id = ?", (sent,)).fetchone()
+        finally:
+            conn.close()
+        return at is not None
+
+    assert not acked()  # answered, not yet acked
+    release.set()
+    await wait_all_tasks_blocked()
+    assert acked()
     assert await pending(host) == 0
 
 
