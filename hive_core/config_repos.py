@@ -53,7 +53,15 @@ from urllib.parse import urlsplit
 import trio
 import trio.testing
 
-from hive_wire.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable, WireError
+from hive_wire.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooLarge,
+    Unavailable,
+    WireError,
+)
 from hive_wire.names import check_agent_name
 
 from .clock import offload
@@ -92,6 +100,13 @@ HARDENED = [
     "-c", "maintenance.auto=false",
     "-c", "advice.detachedHead=false",
 ]
+# A fetch from a proposed repo (untrusted) keeps what it takes as one pack (`unpackLimit=1`)
+# and runs under RLIMIT_FSIZE, so an oversized repo makes git fail ("File too large") instead of
+# filling the disk. The limit is set by a Python trampoline that then execs git: no preexec_fn
+# in a threaded daemon.
+FETCH_MAX_BYTES = 64 << 20
+_FSIZE_EXEC = ("import os, resource, sys; n = int(sys.argv[1]); "
+               "resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); os.execvp(sys.argv[2], sys.argv[2:])")
 # The upload-pack started in the proposed repo: no transport at all, not even local files.
 UPLOAD_PACK_CONFIG = ["core.hooksPath=/dev/null", "core.fsmonitor=false", "protocol.allow=never",
                       "safe.directory=*"]
@@ -223,6 +238,13 @@ def _head_file(repo: Path) -> str | None:
         return f.read(256).split(b"\n", 1)[0].decode("utf-8", "replace")
 
 
+def _remove_tmp_packs(repo: Path) -> None:
+    """What a fetch cut short leaves in the applied repo's pack dir."""
+    pack = repo / ".git" / "objects" / "pack"
+    for leftover in pack.glob("tmp_*"):
+        leftover.unlink(missing_ok=True)
+
+
 def _plain_dir(path: Path) -> bool:
     """True if `path` is a real directory, False if absent; anything else is refused."""
     try:
@@ -252,8 +274,10 @@ def _remove_tree(path: Path) -> None:
 
 class ConfigRepos:
     def __init__(self, state_dir: Path, forge_url: str | None = None,
-                 forge_token_file: Path | None = None) -> None:
+                 forge_token_file: Path | None = None, *,
+                 fetch_max_bytes: int = FETCH_MAX_BYTES) -> None:
         self.state = Path(state_dir).absolute()
+        self.fetch_max_bytes = fetch_max_bytes
         self.git = shutil.which("git") or "git"
         self.forge_url = forge_url.rstrip("/") if forge_url else None
         self.forge_token_file = forge_token_file
@@ -304,8 +328,11 @@ class ConfigRepos:
 
     async def _git(self, *args: str, cwd: Path | None = None, stdin: bytes = b"",
                    ok: tuple[int, ...] = (0,), env: dict[str, str] | None = None,
-                   secret: str | None = None) -> subprocess.CompletedProcess[bytes]:
+                   secret: str | None = None, max_file: int | None = None,
+                   ) -> subprocess.CompletedProcess[bytes]:
         argv = [self.git, *HARDENED, *(["-C", str(cwd)] if cwd else []), *args]
+        if max_file is not None:
+            argv = [sys.executable, "-c", _FSIZE_EXEC, str(max_file), *argv]
         try:
             done = await trio.run_process(argv, stdin=stdin, capture_stdout=True,
                                           capture_stderr=True, check=False, env=self._env(env))
@@ -455,9 +482,18 @@ class ConfigRepos:
         _check_proposed_gitdir(gitdir)
         upload_pack = shlex.join([self.git, *(a for c in UPLOAD_PACK_CONFIG for a in ("-c", c)),
                                   "upload-pack", "--strict"])
-        await self._git("fetch", "--quiet", "--no-tags", "--prune", "--no-recurse-submodules",
-                        "--no-write-fetch-head", "--upload-pack", upload_pack, "--", str(gitdir),
-                        f"+refs/heads/*:{PROPOSAL_REFS}*", cwd=applied)
+        try:
+            await self._git("-c", "fetch.unpackLimit=1", "fetch", "--quiet", "--no-tags",
+                            "--prune", "--no-recurse-submodules", "--no-write-fetch-head",
+                            "--upload-pack", upload_pack, "--", str(gitdir),
+                            f"+refs/heads/*:{PROPOSAL_REFS}*", cwd=applied,
+                            max_file=self.fetch_max_bytes)
+        except Unavailable as e:
+            await offload(_remove_tmp_packs, applied)
+            if "File too large" in str(e):
+                raise TooLarge(f"{name}'s proposed repo needs a pack over "
+                               f"{self.fetch_max_bytes} bytes; not fetched") from None
+            raise
         sha = await self._rev(applied, f"{commit_ref}^{{commit}}")
         # A ref named like hex digits could shadow an abbreviated id: the sha must match.
         if sha is None or not sha.startswith(commit_ref):

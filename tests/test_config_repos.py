@@ -27,7 +27,7 @@ import attrs
 import pytest
 
 from hive_core.config_repos import DEFAULT_COMMAND, ConfigRepos, parse_config
-from hive_wire.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
+from hive_wire.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge, Unavailable
 
 REAL_GIT = shutil.which("git") or "git"
 TOKEN = "s3cr3t-T0KEN-7f2c9a"
@@ -427,6 +427,26 @@ async def test_global_config_and_environment_are_ignored(alice: ConfigRepos, dir
     await alice.propose("alice", 1, sha)
     await alice.approve("alice", 1, Recorder(alice, "alice"))
     assert list(markers.iterdir()) == []
+
+
+async def test_an_oversized_proposed_repo_is_refused_and_leaves_nothing(dirs: Path) -> None:
+    """A fetch from the proposed repo may not write a file past `fetch_max_bytes` (its pack):
+    an oversized commit answers `too_large`, leaves no ref and no partial pack in the applied
+    repo, and a normal proposal goes through after it."""
+    repos = ConfigRepos(dirs / "state", fetch_max_bytes=200_000)
+    await repos.seed("alice", "process")
+    applied = repos.applied_path("alice")
+    pack_dir = applied / ".git" / "objects" / "pack"
+    before = sorted(p.name for p in pack_dir.iterdir())
+    big = manager_commit(repos, "alice", {"blob.bin": os.urandom(600_000)})
+    with pytest.raises(TooLarge, match="over 200000 bytes"):
+        await repos.propose("alice", 1, big)
+    assert git(applied, "for-each-ref", "refs/remotes/") == ""
+    assert sorted(p.name for p in pack_dir.iterdir()) == before
+    assert git(applied, "cat-file", "-t", big, check=False) != "commit"
+    git(repos.proposed_path("alice"), "reset", "-q", "--hard", "HEAD~1")
+    small = manager_commit(repos, "alice", {"agent.toml": NEW_TOML})
+    assert await repos.propose("alice", 2, small) == small
 
 
 # --- agent.toml -------------------------------------------------------------------------------
