@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
 import trio
 
 from hive_wire.errors import BadRequest, Conflict, NotFound, Unavailable, WireError
@@ -88,10 +89,13 @@ class Agents:
             if config is None:
                 config = self._configs[(name, sha)] = await self.repos.config_at(name, sha)
             command, env = config["command"], config["env"]
+        return attrs.evolve(self.bare_spec(name), command=command, env=env)
+
+    def bare_spec(self, name: str) -> AgentSpec:
+        """`name`'s paths, no command: enough for the backend's `create`."""
         return AgentSpec(
             name=name,
-            command=command,
-            env=env,
+            command=[],
             state_dir=self.paths.agent_state(name),
             socket=self.paths.agent_socket(name),
             log_file=self.paths.agent_log(name),
@@ -110,7 +114,8 @@ class Agents:
                 raise BadRequest("command: arguments must not contain NUL")
         if name in self.names:
             raise Conflict(f'agent "{name}" already exists')
-        created = not self.paths.agent_dir(name).exists()
+        created = [d for d in (self.paths.agent_dir(name), self.paths.agent_run_dir(name))
+                   if not d.exists()]
         self._make_dirs(name)
         seeded = False
         try:
@@ -121,8 +126,8 @@ class Agents:
             with trio.CancelScope(shield=True):
                 if seeded:
                     await self.repos.purge(name)
-            if created:
-                shutil.rmtree(self.paths.agent_dir(name), ignore_errors=True)
+            for made in created:
+                shutil.rmtree(made, ignore_errors=True)
             raise
         self.names.add(name)
         try:
@@ -140,8 +145,8 @@ class Agents:
                 await self.store.run(sql.delete, name)
                 if seeded:
                     await self.repos.purge(name)
-            if created:
-                shutil.rmtree(self.paths.agent_dir(name), ignore_errors=True)
+            for made in created:
+                shutil.rmtree(made, ignore_errors=True)
             raise
         log.info("agent spawned name=%s", name)
 
@@ -154,11 +159,14 @@ class Agents:
             async with limit:
                 try:
                     self._make_dirs(row.name)
+                    # First, so that a copy a killed daemon left running is reaped even if a
+                    # later step fails (`create` needs only the paths).
+                    await self.backend.create(self.bare_spec(row.name))
                     await self.repos.seed(row.name, self.backend.kind, row.command)
                     await self.repos.recover(row.name)  # a build cut short by a crash
                     await self.repos.sync_forge(row.name)
                     await self.open_socket(row.name)
-                    await self.backend.create(await self.spec(row.name))
+                    await self.spec(row.name)  # its config, checked now (cached for the start)
                 except (WireError, OSError) as e:  # one broken agent must not stop the daemon
                     log.error("agent not served name=%s error=%s", row.name, e)
                     self.broken.add(row.name)

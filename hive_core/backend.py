@@ -76,6 +76,7 @@ class ProcessBackend:
         self._logs: dict[str, Path] = {}
         self._nursery: trio.Nursery | None = None
         self._on_exit: ExitCallback = lambda name, code: None
+        self._closing = False
 
     def attach(self, nursery: trio.Nursery, on_exit: ExitCallback) -> None:
         self._nursery = nursery
@@ -89,6 +90,8 @@ class ProcessBackend:
     async def start(self, spec: AgentSpec) -> None:
         if self._nursery is None:
             raise Unavailable("the process backend is not attached to the daemon")
+        if self._closing:
+            raise Unavailable("the daemon is stopping its agents")
         if spec.name in self._children:
             raise Conflict(f'agent "{spec.name}" is already running')
         self._logs[spec.name] = spec.log_file
@@ -187,10 +190,12 @@ class ProcessBackend:
         return await offload(tail)
 
     async def close(self) -> None:
-        """Stop every child (the daemon is going away)."""
-        async with trio.open_nursery() as nursery:
-            for name in list(self._children):
-                nursery.start_soon(self.stop, name)
+        """Stop every child (the daemon is going away); nothing starts from now on."""
+        self._closing = True
+        while self._children:
+            async with trio.open_nursery() as nursery:
+                for name in list(self._children):
+                    nursery.start_soon(self.stop, name)
 
 
 def _pid_file(spec: AgentSpec) -> Path:

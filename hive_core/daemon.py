@@ -102,12 +102,20 @@ async def serve(
     try:
         await store.open()
         async with trio.open_nursery() as nursery:
-            hive = await _start(config, paths, store, nursery)
+            backend = make_backend(config)
+            try:
+                hive = await _start(config, paths, store, nursery, backend)
+            except BaseException:  # whatever start-up started, it stops
+                if config.stop_agents_on_exit:
+                    with trio.CancelScope(shield=True):
+                        await backend.close()
+                raise
             task_status.started(hive)
             await hive.stopping.wait()
             log.info("stopping")
             sdnotify.notify("STOPPING=1")
             hive.server.close_all()
+            hive.lifecycle.close()  # no restarts, no crash reports from here on
             if config.stop_agents_on_exit:
                 await hive.backend.close()
             nursery.cancel_scope.cancel()
@@ -136,9 +144,10 @@ def _lock_state_dir(paths: Paths) -> int:
     return fd
 
 
-async def _start(config: Config, paths: Paths, store: Store, nursery: trio.Nursery) -> Hive:
+async def _start(
+    config: Config, paths: Paths, store: Store, nursery: trio.Nursery, backend: Backend
+) -> Hive:
     events = EventChannel()
-    backend = make_backend(config)
     server = SocketServer(None, config.line_limit, config.admin_group,
                           config.max_connections, config.read_deadline)
 
@@ -218,6 +227,7 @@ async def _start_manager(config: Config, paths: Paths, backend: Backend) -> None
     spec = AgentSpec(name=MANAGER, command=list(config.manager_command or []), state_dir=state,
                      socket=paths.manager_socket, log_file=state.parent / "agent.log")
     try:
+        await backend.create(spec)  # also reaps a manager a killed daemon left running
         await backend.start(spec)
     except Exception as e:
         log.error("cannot start the manager error=%s", e)

@@ -72,6 +72,7 @@ class Lifecycle:
         self.paths = paths
         self.transients: dict[str, str] = {}
         self._seen_running: set[str] | None = None
+        self.closing = False  # the daemon is stopping: no starts, no crash reports
         self.policy: RestartPolicy | None = None
         self._crashes: dict[str, deque[float]] = {}
         self._nursery: trio.Nursery | None = None
@@ -90,7 +91,23 @@ class Lifecycle:
             del self.transients[name]
             self.events.publish("transient_cleared", agent=name, transient=kind)
             with trio.CancelScope(shield=True):
+                await self._settle(name)
                 await self.changed(name)
+
+    async def _settle(self, name: str) -> None:
+        """After an action: the crash watcher's picture of `name` is what runs now, so what the
+        action itself stopped is never taken for a crash at the next scan."""
+        if self._seen_running is None:
+            return
+        if name in await self.backend.running():
+            self._seen_running.add(name)
+        else:
+            self._seen_running.discard(name)
+
+    def close(self) -> None:
+        """The daemon is stopping its agents: from now on nothing starts and no exit is a
+        crash."""
+        self.closing = True
 
     # --- status -------------------------------------------------------------------------------
     def paused(self, name: str) -> bool:
@@ -206,8 +223,18 @@ class Lifecycle:
         await self.changed(name)
         await self.broker.notify(MANAGER, "spawned", agent=name)
 
-    async def start(self, name: str) -> None:
+    def _may_run(self, name: str) -> None:
+        """Refuse to run `name` while the daemon stops, or if start-up could not reopen it (its
+        socket is not served; whatever a killed daemon left of it was reaped)."""
         self.agents.require(name)
+        if self.closing:
+            raise Unavailable("the daemon is stopping")
+        if name in self.agents.broken:
+            raise Unavailable(f'agent "{name}" was not reopened at start-up (the daemon log '
+                              "says why); fix it and restart the daemon")
+
+    async def start(self, name: str) -> None:
+        self._may_run(name)
         async with self.transient(name, "starting"):
             await self.agents.store.run(agents_sql.set_wanted, name, True)
             if name not in await self.backend.running():
@@ -221,7 +248,7 @@ class Lifecycle:
             await self.backend.stop(name, graceful)
 
     async def restart(self, name: str) -> None:
-        self.agents.require(name)
+        self._may_run(name)
         async with self.transient(name, "restarting"):
             await self.agents.store.run(agents_sql.set_wanted, name, True)
             await self.backend.stop(name, True)
@@ -236,7 +263,7 @@ class Lifecycle:
         await self.broker.notify(MANAGER, "killed", agent=name)
 
     async def rebuild(self, name: str) -> None:
-        self.agents.require(name)
+        self._may_run(name)
         async with self.transient(name, "rebuilding"):
             await self.agents.store.run(agents_sql.set_wanted, name, True)
             await self.backend.apply_config(await self._spec(name))
@@ -316,6 +343,8 @@ class Lifecycle:
         await self.crashed(name, note)
 
     async def crashed(self, name: str, note: str) -> None:
+        if self.closing:
+            return
         log.warning("agent crashed name=%s note=%s", name, note)
         requeued = await self.broker.requeue_inflight(name)
         self.events.publish("container_crash", agent=name, note=note, requeued=requeued)
@@ -364,11 +393,10 @@ class Lifecycle:
         while True:
             try:
                 running = await self.backend.running()
-                if self._seen_running is not None:
-                    for name in sorted(self._seen_running - running):
-                        if name in self.agents.names and name not in self.transients:
-                            await self.crashed(name, "gone at the crash watcher's scan")
-                self._seen_running = set(running)
+                seen, self._seen_running = self._seen_running, set(running)
+                for name in sorted(seen - running if seen is not None else ()):
+                    if name in self.agents.names and name not in self.transients:
+                        await self.crashed(name, "gone at the crash watcher's scan")
             except Exception:
                 log.exception("crash watcher scan failed")
             await trio.sleep(interval)

@@ -499,6 +499,48 @@ def test_events_follow_sees_new_events(running: Daemon, env: dict[str, str]) -> 
                 pipe.close()
 
 
+def test_a_manager_left_by_kill9_is_reaped_on_restart(daemon: Daemon, dirs: Path) -> None:
+    """The manager's own process (`manager_command`) is reaped like an agent's: after a kill -9
+    of the daemon and a restart, one manager runs, not two."""
+    config = dirs / "hive.toml"
+    config.write_text(f"manager_command = {json.dumps(SLEEPER)}\n")
+    daemon.env = client_env(HIVE_CONFIG=str(config))
+    daemon.start()
+    try:
+        run = daemon.base / "run"
+        (old,) = wait_for(lambda: agent_pids(run, "manager"), "the manager process")
+        daemon.kill9()
+        assert alive(old)
+        daemon.start()
+        wait_for(lambda: not alive(old), "the old manager to be reaped")
+        (new,) = wait_for(lambda: agent_pids(run, "manager"), "the new manager process")
+        assert new != old
+    finally:
+        if daemon.proc is not None and daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+        kill_agents(daemon.base / "run")
+
+
+def test_an_agent_that_cannot_be_reopened_is_reaped_and_not_started(
+        running: Daemon, env: dict[str, str]) -> None:
+    """After a kill -9, an agent whose applied repo cannot be put back on main (a build cut
+    short, a lock left behind) is not served: its old process is reaped all the same, and
+    `start` refuses it rather than run a second, unserved copy."""
+    ok("spawn", "alice", "--", *SLEEPER, env=env)
+    (old,) = wait_for(lambda: agent_pids(running.base / "run", "alice"), "alice's process")
+    running.kill9()
+    assert alive(old)
+    applied = running.base / "state" / "applied" / "alice"
+    subprocess.run(["git", "-C", str(applied), "checkout", "-q", "--detach", "HEAD"], check=True)
+    (applied / ".git" / "index.lock").touch()
+    running.start()
+    wait_for(lambda: not alive(old), "the orphan to be reaped")
+    r = cli("start", "alice", env=env)
+    assert r.returncode == 1 and "was not reopened at start-up" in r.stderr, r
+    assert agent_pids(running.base / "run", "alice") == []
+
+
 def test_agents_left_by_kill9_are_reaped_on_restart(running: Daemon,
                                                     env: dict[str, str]) -> None:
     old = _spawn_echo(running, env)

@@ -10,10 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import trio
 
-from hive_core.daemon import Hive
+from hive_core.daemon import Hive, serve
+from hive_wire.errors import Forbidden
 
-from .conftest import SLEEPER, Daemon, call
+from .conftest import SLEEPER, Daemon, call, make_config, spawn_idle
+from .procs import agent_pids
 
 
 def test_ready_status_and_watchdog_reach_systemd(dirs: Path) -> None:
@@ -80,5 +83,23 @@ async def test_spawn_that_cannot_start_leaves_nothing(hive: Hive, host: str) -> 
     assert (await call(host, {"cmd": "list"}))["agents"] == []
     assert not hive.paths.agent_dir("ghost").exists()
     assert not hive.paths.agent_socket("ghost").exists()
+    assert not hive.paths.agent_run_dir("ghost").exists()
     again = await call(host, {"cmd": "spawn", "name": "ghost", "command": SLEEPER})
     assert again["ok"], again
+
+
+async def test_a_start_that_fails_late_stops_the_agents_it_started(dirs: Path) -> None:
+    """Start-up fails after the agents were started (here: a directory where the host socket
+    goes, the last thing bound): they are stopped, not left running without a daemon."""
+    cfg = make_config(dirs)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            hive: Hive = await nursery.start(serve, cfg)
+            await spawn_idle(hive, "alice")
+            hive.shutdown()
+        (dirs / "run" / "host.sock").mkdir()
+        with pytest.raises(BaseExceptionGroup) as failed:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(serve, cfg)
+        assert failed.group_contains(Forbidden, match="not a socket")
+    assert agent_pids(dirs / "run", "alice") == []

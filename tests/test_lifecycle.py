@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import trio
 
-from hive_core.daemon import Hive
+from hive_core.daemon import Hive, serve
 from hive_wire.client import Connection
 
-from .conftest import SLEEPER, call, spawn_idle
+from .conftest import SLEEPER, call, make_config, spawn_idle
 from .procs import agent_pids
 
 
@@ -218,3 +218,45 @@ class TestRestartPolicy:
             "restarting in 0.01 s", "restarting in 0.02 s", "restarting in 0.04 s",
             "gave up restarting after 4 crashes in 600 s"]
         assert (await row(host, "flaky"))["running"] is False
+
+
+class TestCrashWatcher:
+    # Real time (real children) and a fast scan; the crash policy is on, so a stop taken for a
+    # crash would also show as a restart.
+    @pytest.fixture
+    def hive_config(self) -> dict[str, Any]:
+        return {"crash_scan": 0.02, "restart_on_crash": True, "restart_backoff": 0.01}
+
+    async def test_a_stop_or_a_kill_is_never_a_crash_at_a_later_scan(
+        self, hive: Hive, host: str, manager: str
+    ) -> None:
+        await spawn_idle(hive, "alice", "bob")
+        await trio.sleep(0.1)  # five scans: the watcher has seen both running
+        await ok(host, {"cmd": "stop", "scope": {"agent_names": ["alice"]}, "graceful": True})
+        await ok(host, {"cmd": "kill", "name": "bob"})
+        await trio.sleep(0.2)  # ten scans after them: none may call either a crash
+        assert [e["event"] for e in await system_events(manager)] == ["killed"]
+        assert [((await row(host, n))["running"]) for n in ("alice", "bob")] == [False, False]
+
+
+STUBBORN = [sys.executable, "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(3600)"]
+
+
+async def test_nothing_starts_while_the_daemon_stops_its_agents(dirs: Path) -> None:
+    """A crash restart that falls due while the daemon waits for a stubborn agent to stop is
+    not carried out: when `serve` returns, no agent of it runs."""
+    cfg = make_config(dirs, restart_on_crash=True, restart_backoff=0.2, stop_grace=1.0)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            hive: Hive = await nursery.start(serve, cfg)
+            manager, host = str(hive.paths.manager_socket), str(hive.paths.host_socket)
+            for name, command in (("stubborn", STUBBORN), ("crashy", SLEEPER)):
+                await ok(host, {"cmd": "spawn", "name": name, "command": command})
+            await ok(manager, {"cmd": "recv", "max": 2})  # the two `spawned`
+            await ok(manager, {"cmd": "ack_turn"})
+            os.kill(agent_pid(hive, "crashy"), signal.SIGKILL)
+            got = await ok(manager, {"cmd": "recv", "wait_seconds": 5})  # restarting in 0.2 s
+            assert "restarting in 0.2 s" in json.loads(got["messages"][0]["body"])["note"]
+            hive.shutdown()
+    assert agent_pids(dirs / "run") == []
