@@ -21,6 +21,7 @@ Rules kept here:
 
 from __future__ import annotations
 
+import errno
 import grp
 import logging
 import math
@@ -222,7 +223,8 @@ class SocketServer:
                     return
             if not data:
                 return
-            for line in buf.feed(data):
+            lines = buf.feed(data)
+            for line in lines:
                 served += 1
                 if served % _FAIR == 0:
                     await trio.lowlevel.checkpoint()
@@ -234,8 +236,9 @@ class SocketServer:
                 if isinstance(answer, Undoable):
                     try:
                         await _send(stream.socket, encode_line(ok_envelope(answer.result)))
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        await answer.undo()
+                    except BaseException:  # hung up, or cancelled mid-line: nobody has it
+                        with trio.CancelScope(shield=True):
+                            await answer.undo()
                         raise
                     if answer.done is not None:
                         try:
@@ -250,7 +253,7 @@ class SocketServer:
                 return
             if not buf.pending:
                 line_deadline = math.inf
-            elif line_deadline == math.inf:
+            elif line_deadline == math.inf or lines:  # a new line begun: its own deadline
                 line_deadline = trio.current_time() + self.read_deadline
 
     async def _answer(
@@ -272,15 +275,21 @@ class SocketServer:
 
     async def _feed(self, stream: trio.SocketStream, feed: Feed) -> None:
         async def hangup(cancel: trio.CancelScope) -> None:
-            while await stream.receive_some(4096):
-                pass  # a feed reads no further requests
+            try:
+                while await stream.receive_some(4096):
+                    pass  # a feed reads no further requests
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # a reset is a hang-up too
             cancel.cancel()
 
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(hangup, nursery.cancel_scope)
-                async for item in feed.items:
-                    await stream.send_all(encode_line(ok_envelope(item)))
+                try:
+                    async for item in feed.items:
+                        await stream.send_all(encode_line(ok_envelope(item)))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass  # the subscriber hung up: the feed ends, nothing to report
                 nursery.cancel_scope.cancel()
         finally:
             aclose = getattr(feed.items, "aclose", None)
@@ -352,13 +361,15 @@ def _reclaim(path: Path) -> None:
         kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a socket"
         raise Forbidden(f"{path} is {kind}; refusing to replace or follow it")
     probe = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+    probe.setblocking(False)  # a listener that never accepts must not hang start-up
     try:
-        probe.connect(os.fspath(path))
-    except (ConnectionRefusedError, FileNotFoundError):
-        os.unlink(path)  # stale: nobody listens
-        return
+        err = probe.connect_ex(os.fspath(path))
     finally:
         probe.close()
+    if err in (errno.ECONNREFUSED, errno.ENOENT):
+        os.unlink(path)  # stale: nobody listens
+        return
+    # Connected, or EAGAIN: a listener whose backlog is full is a live one all the same.
     raise Conflict(f"{path} is served by a running daemon")
 
 

@@ -15,6 +15,10 @@ from typing import Any
 from .codec import WIRE_VERSION, LineBuffer, encode_line
 from .errors import RemoteVersionError, error_for_code
 
+# Answers are bounded by the daemon, not by the request limit: a `recv` of 32 bodies of 256 KiB,
+# `logs`, `dead_letters` may exceed 1 MiB.
+ANSWER_LINE_LIMIT = 1 << 30
+
 
 def request_obj(request: Any) -> dict[str, Any]:
     """A request given as a dict or a `hive_wire.requests` instance, as its wire object."""
@@ -49,22 +53,36 @@ class BlockingConnection:
         except BaseException:
             self.sock.close()
             raise
-        self._buf = LineBuffer(1 << 30)
+        self._buf = LineBuffer(ANSWER_LINE_LIMIT)
         self._lines: list[bytes] = []
 
     def read(self) -> dict[str, Any]:
-        """The next answer line, decoded (raw envelope)."""
-        while not self._lines:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError("the daemon closed the connection without an answer")
-            self._lines.extend(self._buf.feed(data))
-            if not self._lines and self._buf.overflow is not None:
-                raise self._buf.overflow
+        """The next answer line, decoded (raw envelope). A failure (timeout, EOF) closes the
+        connection: a late answer must never be taken for the next request's."""
+        try:
+            while not self._lines:
+                data = self.sock.recv(65536)
+                if not data:
+                    raise EOFError("the daemon closed the connection without an answer")
+                self._lines.extend(self._buf.feed(data))
+                if not self._lines and self._buf.overflow is not None:
+                    raise self._buf.overflow
+        except BaseException:
+            self.close()
+            raise
         return json.loads(self._lines.pop(0))
 
     def call(self, request: Any) -> dict[str, Any]:
-        self.sock.sendall(encode_line(request_obj(request)))
+        try:
+            self.sock.sendall(encode_line(request_obj(request)))
+        except (BrokenPipeError, ConnectionResetError) as e:
+            # The daemon may have answered and closed before reading all of the request (a
+            # line over its limit, a refused peer): that answer is the one to give.
+            try:
+                answer = self.read()
+            except (OSError, EOFError):
+                raise e from None
+            return check_answer(answer)
         return check_answer(self.read())
 
     def close(self) -> None:

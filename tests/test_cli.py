@@ -32,7 +32,7 @@ from click.testing import CliRunner
 
 from hive_core.cli import main
 from hive_wire.blocking import BlockingConnection, call_sync
-from hive_wire.errors import NotFound
+from hive_wire.errors import LineTooLong, NotFound
 
 from .conftest import SLEEPER, Daemon
 from .procs import agent_pids, alive
@@ -172,6 +172,21 @@ def test_blocking_connection_serves_many_requests(running: Daemon) -> None:
         assert conn.read()["code"] == "line_too_long"
         with pytest.raises(EOFError):
             conn.read()
+
+
+def test_blocking_connection_after_a_timeout_and_an_early_answer(running: Daemon) -> None:
+    """A timed-out call closes the connection (its late answer can never pass for the next
+    call's); a request the daemon refuses before reading it all (over the line limit) gives
+    that refusal, not a broken pipe."""
+    call_sync(running.host, {"cmd": "spawn", "name": "bee", "command": SLEEPER})
+    sock = str(running.base / "run" / "agents" / "bee" / "mcp.sock")
+    conn = BlockingConnection(sock, timeout=0.3)
+    with pytest.raises(TimeoutError):
+        conn.call({"cmd": "recv", "wait_seconds": 5})
+    with pytest.raises(OSError):
+        conn.call({"cmd": "whoami"})
+    with BlockingConnection(sock, timeout=10) as conn, pytest.raises(LineTooLong):
+        conn.call({"cmd": "send", "to": "bee", "body": "x" * (3 << 20)})
 
 
 def test_first_five_minutes(dirs: Path) -> None:

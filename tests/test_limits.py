@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import socket
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
-from hive_core.daemon import Hive
+from hive_core.daemon import Hive, serve
 from hive_wire.client import Connection
 
-from .conftest import agent_sock, call, spawn_idle
+from .conftest import agent_sock, call, make_config, spawn_idle
 
 
 def open_fds() -> int:
@@ -91,3 +94,60 @@ async def test_a_pipelining_client_does_not_hold_the_daemon(hive: Hive) -> None:
     finally:
         await flood.aclose()
         await other.aclose()
+
+
+async def test_each_new_line_gets_its_own_read_deadline(
+    hive: Hive, host: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A client that always finishes one line and starts the next in the same write (20 s
+    apart, the deadline 30 s) makes progress: it is never dropped."""
+    request = b'{"cmd":"list"}\n'
+    async with await Connection.open(host) as conn:
+        await conn.stream.send_all(request[:5])
+        for _ in range(6):  # 120 s in all, far past one deadline
+            await trio.sleep(20)
+            await conn.stream.send_all(request[5:] + request[:5])
+            assert (await conn.read())["agents"] == []
+        await conn.stream.send_all(request[5:])
+        assert (await conn.read())["agents"] == []
+
+
+async def test_answers_over_the_request_limit_reach_the_trio_client(hive: Hive) -> None:
+    """Answers are not held to the 1 MiB request limit: five bodies of 250 KB in one `recv`
+    arrive whole through `hive_wire.client.Connection`."""
+    await spawn_idle(hive, "alice")
+    body = "b" * 250_000
+    async with await Connection.open(agent_sock(hive, "alice")) as conn:
+        for _ in range(5):
+            await conn.call({"cmd": "send", "to": "alice", "body": body})
+        got = await conn.call({"cmd": "recv", "max": 5})
+        assert [m["body"] for m in got["messages"]] == [body] * 5
+        assert (await conn.call({"cmd": "ack_turn"}))["acked"] == 5
+
+
+async def test_an_answer_cut_off_by_shutdown_puts_its_rows_back(dirs: Path) -> None:
+    """A `recv` answer too big for a client that reads nothing is still being written when the
+    daemon stops: the rows it popped go back to the inbox (not leased for 30 minutes), first in
+    line for the next `recv`."""
+    cfg = make_config(dirs)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            hive: Hive = await nursery.start(serve, cfg)
+            await spawn_idle(hive, "alice")
+            path = agent_sock(hive, "alice")
+            for i in range(8):
+                await call(path, {"cmd": "send", "to": "alice", "body": f"{i:03d}" + "x" * 250_000})
+            sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            await sock.connect(path)
+            await sock.send(b'{"cmd":"recv","max":8}\n')  # and never read
+            await trio.testing.wait_all_tasks_blocked()  # the daemon waits to write the rest
+            hive.shutdown()
+        sock.close()
+    conn = sqlite3.connect(dirs / "state" / "hive.sqlite")
+    try:
+        rows = conn.execute("SELECT delivered_at IS NULL, redelivered FROM messages "
+                            "WHERE recipient = 'alice' ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    assert rows == [(1, 0)] * 8

@@ -40,6 +40,7 @@ import trio
 
 from hive_core.daemon import Hive, serve
 from hive_wire.blocking import call_sync
+from hive_wire.errors import Conflict
 
 from .conftest import SLEEPER, Daemon, agent_sock, call, make_config, spawn_idle
 from .procs import agent_pids
@@ -281,6 +282,34 @@ async def test_live_listener_at_an_agent_path_is_refused_and_left_alone(
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
                 probe.connect(str(path))  # still the listener's
             assert stat.S_ISSOCK(os.lstat(path).st_mode)
+
+
+def test_a_listener_that_never_accepts_does_not_hang_the_daemon(daemon: Daemon) -> None:
+    """A socket listening at an agent's path with its backlog full (what an agent could plant
+    in its own run dir) is a live one: refused at once, and the daemon goes on serving."""
+    daemon.start()  # the fixture kills it afterwards; no agent is ever started here
+    path = daemon.base / "run" / "agents" / "dave" / "mcp.sock"
+    path.parent.mkdir(mode=0o750)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(path))
+        listener.listen(0)
+        queued = []
+        try:
+            while True:  # fill the backlog: the next connect would block
+                client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                client.setblocking(False)
+                queued.append(client)
+                client.connect(str(path))
+        except BlockingIOError:
+            pass
+        try:
+            with pytest.raises(Conflict, match="served by a running daemon"):
+                call_sync(daemon.host, {"cmd": "spawn", "name": "dave", "command": SLEEPER},
+                          timeout=10)
+            assert call_sync(daemon.host, {"cmd": "list"}, timeout=10)["agents"] == []
+        finally:
+            for client in queued:
+                client.close()
 
 
 def _plant(at: Path, kind: str, dirs: Path) -> Path:
