@@ -133,9 +133,10 @@ class Broker:
         if not recipients:
             return []
         at = now()
-        ids: list[int] = await self.store.run(
-            sql.insert, recipients, sender, body, at, in_reply_to
-        )
+        with trio.CancelScope(shield=True):  # once queued it commits: its waiters must learn
+            ids: list[int] = await self.store.run(
+                sql.insert, recipients, sender, body, at, in_reply_to
+            )
         self.announce(sender, recipients, ids, body)
         return ids
 
@@ -206,7 +207,8 @@ class Broker:
             self.events.publish("requeued", to=who, ids=ids)
     async def ack_turn(self, who: str, ids: list[int] | None) -> tuple[int, int | None]:
         """Ack in-flight rows; (acked, ignored) where ignored is None for a bare ack."""
-        acked = await self.store.run(_ack_job, who, ids, now())
+        with trio.CancelScope(shield=True):  # a committed ack is always published
+            acked = await self.store.run(_ack_job, who, ids, now())
         if acked:
             self.events.publish("acked", to=who, ids=acked)
         ignored = None if ids is None else len(set(ids)) - len(acked)
@@ -220,9 +222,10 @@ class Broker:
         return await self._requeue(None, now() - self.lease_timeout)
 
     async def _requeue(self, who: str | None, leased_before: float | None) -> int:
-        requeued, dead, notes = await self.store.run(
-            _requeue_job, who, now(), self.max_deliveries, leased_before
-        )
+        with trio.CancelScope(shield=True):  # a committed requeue always wakes its waiters
+            requeued, dead, notes = await self.store.run(
+                _requeue_job, who, now(), self.max_deliveries, leased_before
+            )
         for recipient, ids in requeued.items():
             self._wake(recipient)
             self.events.publish("requeued", to=recipient, ids=ids)

@@ -26,6 +26,7 @@ import grp
 import logging
 import math
 import os
+import select
 import socket as stdsocket
 import stat
 import struct
@@ -228,7 +229,9 @@ class SocketServer:
                 served += 1
                 if served % _FAIR == 0:
                     await trio.lowlevel.checkpoint()
-                answer = await self._answer(surface, line)
+                answer = await self._answer(surface, line, stream.socket)
+                if answer is None:  # the client is gone
+                    return
                 if isinstance(answer, Feed):
                     await stream.send_all(encode_line(ok_envelope(answer.ack)))
                     await self._feed(stream, answer)
@@ -257,12 +260,20 @@ class SocketServer:
                 line_deadline = trio.current_time() + self.read_deadline
 
     async def _answer(
-        self, surface: Surface, line: bytes
-    ) -> dict[str, Any] | Feed | Undoable:
+        self, surface: Surface, line: bytes, sock: trio.socket.SocketType
+    ) -> dict[str, Any] | Feed | Undoable | None:
+        """The answer to one request line; None if the client hung up during a long-poll."""
         cmd = "?"
         try:
             cmd, request = decode_request(decode_line(line), surface.handlers)
-            result = await surface.handlers[cmd](self.hive, surface.caller, request)
+            handler = surface.handlers[cmd]
+            if getattr(request, "wait_seconds", 0):
+                result = await _unless_hung_up(sock, handler, self.hive, surface.caller, request)
+                if result is None:
+                    log.debug("long-poll abandoned cmd=%s caller=%s", cmd, surface.caller)
+                    return None
+            else:
+                result = await handler(self.hive, surface.caller, request)
             if isinstance(result, Feed | Undoable):
                 return result
             return ok_envelope(result)
@@ -303,6 +314,37 @@ class SocketServer:
 # the loop per request. A connection yields in its wait for the next line; one that pipelines
 # requests yields every `_FAIR` of them.
 _FAIR = 16
+
+
+async def _unless_hung_up(
+    sock: trio.socket.SocketType, handler: Handler, *args: Any
+) -> Any | None:
+    """Run a long-polling verb while watching its connection: a client that closes it before
+    the answer (killed, or given up) must not have a message popped for it, which would only be
+    put back after newer ones were served, or acked by a bare `ack_turn` meanwhile. None if it
+    hung up. A half-closed client (shut its writing side) still gets its answer; so does one
+    that sent its next request already (it is read after this answer)."""
+    result = error = None
+
+    async def watch(cancel: trio.CancelScope) -> None:
+        await trio.lowlevel.wait_readable(sock)
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        if any(ev & (select.POLLHUP | select.POLLERR) for _, ev in poller.poll(0)):
+            cancel.cancel()  # both directions closed: nobody will read the answer
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch, nursery.cancel_scope)
+        try:
+            result = await handler(*args)
+        except trio.Cancelled:
+            raise
+        except Exception as e:  # the verb's own error, not wrapped in the nursery's group
+            error = e
+        nursery.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    return result
 
 
 async def _receive(sock: trio.socket.SocketType) -> bytes:

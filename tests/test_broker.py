@@ -704,6 +704,50 @@ async def test_operator_inbox_pops_and_acks(
     assert await pending(host) == 0
 
 
+async def test_a_hung_up_long_poll_pops_nothing(hive: Hive, host: str) -> None:
+    """A harness killed during its long-poll: the daemon notices the closed connection and
+    stops waiting, so a message sent afterwards is never popped for it (popped and put back, it
+    would be served after newer ones, or acked unseen by a bare `ack_turn` meanwhile)."""
+    await spawn_idle(hive, "alice")
+    alice = agent_sock(hive, "alice")
+    events = await Connection.open(host)
+    await events.call({"cmd": "subscribe_events"})
+    zombie = await Connection.open(alice)
+    await zombie.send({"cmd": "recv", "wait_seconds": WAIT_CAP})
+    await wait_all_tasks_blocked()
+    await zombie.aclose()
+    await wait_all_tasks_blocked(cushion=0.05)  # the close reaches the daemon's epoll
+    first = await send(alice, "alice", "first")
+    await send(alice, "alice", "second")
+    marker = await send(host, "operator", "marker")
+    kinds = []
+    while True:
+        event = (await events.read())["event"]
+        kinds.append((event["kind"], event.get("id") or event.get("ids")))
+        if event["kind"] == "sent" and event["id"] == marker:
+            break
+    await events.aclose()
+    assert [k for k, _ in kinds] == ["sent", "sent", "sent"], kinds  # no delivered/requeued
+    assert ids(await recv(alice, max_=1)) == [first]
+
+
+async def test_a_half_closed_long_poll_still_gets_its_answer(hive: Hive) -> None:
+    """A client that shuts its writing side after the request (`nc -N`, socat) is not gone: the
+    long-poll answers it when a message comes."""
+    await spawn_idle(hive, "alice")
+    alice = agent_sock(hive, "alice")
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    await sock.connect(alice)
+    await sock.send(b'{"cmd":"recv","wait_seconds":30}\n')
+    sock.shutdown(socket.SHUT_WR)
+    await wait_all_tasks_blocked()
+    sent = await send(alice, "alice", "for the half-closed")
+    with trio.fail_after(10):
+        answer = json.loads(await sock.recv(65536))
+    sock.close()
+    assert ids(answer["messages"]) == [sent]
+
+
 async def test_operator_inbox_acks_only_after_the_answer_is_out(
     hive: Hive, host: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
