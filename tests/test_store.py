@@ -82,6 +82,39 @@ async def test_group_commit_and_job_isolation(dirs: Path) -> None:
     assert bodies == {f"m{i}" for i in range(50) if i != 7}
 
 
+async def test_a_job_that_fills_the_database_fails_alone(dirs: Path) -> None:
+    """SQLite rolls a whole transaction back when the database is full: the job that filled it
+    fails, the small jobs batched with it run again and commit."""
+    path = dirs / "full.sqlite"
+    sized = Store(path)
+    await sized.open()
+    await sized.close()
+    pages = sqlite3.connect(path).execute("PRAGMA page_count").fetchone()[0]
+    store = Store(path, max_bytes=(pages + 8) * 4096)  # room for small rows, not 200 kB
+    await store.open()
+    try:
+        results: dict[int, object] = {}
+
+        async def one(i: int) -> None:
+            try:
+                results[i] = await store.run(_insert, "x" * 200_000 if i == 7 else f"m{i}")
+            except Unavailable as e:
+                results[i] = e
+
+        before = store.transactions
+        async with trio.open_nursery() as nursery:
+            for i in range(30):
+                nursery.start_soon(one, i)
+        assert store.transactions - before < 30  # batched
+        assert isinstance(results[7], Unavailable) and "full" in str(results[7])
+        assert all(isinstance(results[i], int) for i in range(30) if i != 7), results
+    finally:
+        await store.close()
+    fresh = sqlite3.connect(path)
+    assert {r[0] for r in fresh.execute("SELECT body FROM messages")} == {
+        f"m{i}" for i in range(30) if i != 7}
+
+
 async def test_run_after_close_is_unavailable(dirs: Path) -> None:
     store = Store(dirs / "c.sqlite")
     await store.open()

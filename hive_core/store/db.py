@@ -190,6 +190,14 @@ class Store:
         self.operations += len(batch)
         if len(batch) > 1 and self._run_plain(conn, batch):
             return
+        while batch:
+            batch = self._run_savepoints(conn, batch)
+
+    @staticmethod
+    def _run_savepoints(conn: sqlite3.Connection, batch: list[_Job]) -> list[_Job]:
+        """Run the batch with a savepoint per job, so a job that raises is rolled back alone.
+        If SQLite rolled the whole transaction back itself (a full database), that job has
+        failed and the others have to run again: they are returned."""
         several = len(batch) > 1
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -201,15 +209,19 @@ class Store:
                 except BaseException as e:  # noqa: BLE001 - handed to the caller
                     job.error = _translate(e)
                     if not conn.in_transaction:  # SQLite rolled everything back itself
-                        raise
+                        rest = [j for j in batch if j is not job]
+                        for j in rest:
+                            j.result = j.error = None
+                        return rest
                     conn.execute("ROLLBACK TO job" if several else "ROLLBACK")
                     if not several:
-                        return
+                        return []
                 if several:
                     conn.execute("RELEASE job")
             conn.execute("COMMIT")
         except BaseException as e:  # noqa: BLE001 - every job of the batch learns of it
             _abort(conn, batch, e)
+        return []
 
     @staticmethod
     def _run_plain(conn: sqlite3.Connection, batch: list[_Job]) -> bool:
