@@ -10,7 +10,9 @@ TOML keys (all optional):
     restart_on_crash, restart_max_crashes, restart_window, restart_backoff, restart_backoff_max
     (the restart policy: off by default; back-off doubles from restart_backoff up to its max;
     more than restart_max_crashes crashes within restart_window seconds and it gives up),
-    max_connections, read_deadline (seconds to finish a started request line),
+    max_connections (the host socket's cap, and the cap of all agent and manager sockets
+    together), max_connections_per_agent (each agent's or the manager's socket),
+    read_deadline (seconds to finish a started request line),
     database_max_bytes (a cap on hive.sqlite, 0 = none: past it writes answer `unavailable`
     and everything else keeps working; SQLite's `max_page_count`),
     nixos_container, journalctl, nixos_container_conf_dir (the nixos-container backend),
@@ -54,6 +56,7 @@ class Config:
     restart_backoff: float = 1.0
     restart_backoff_max: float = 60.0
     max_connections: int = 2048
+    max_connections_per_agent: int = 64
     nixos_container: str = "nixos-container"
     journalctl: str = "journalctl"
     nixos_container_conf_dir: str = "/etc/nixos-containers"  # /etc/containers before 22.05

@@ -149,7 +149,8 @@ async def _start(
 ) -> Hive:
     events = EventChannel()
     server = SocketServer(None, config.line_limit, config.admin_group,
-                          config.max_connections, config.read_deadline)
+                          config.max_connections, config.read_deadline,
+                          config.max_connections_per_agent)
 
     async def open_agent_socket(name: str) -> None:
         await server.listen(nursery, paths.agent_socket(name), Surface("agent", name, verbs.AGENT))

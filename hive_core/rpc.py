@@ -11,7 +11,9 @@ Rules kept here:
 - a line over the limit is answered `line_too_long` and the connection is closed;
 - a verb may turn the connection into a feed (`Feed`): the ack, then one answer per item, while
   a reader task notices the client hanging up;
-- a connection past `max_connections` is answered `limit` and closed; a client that starts a
+- a connection past a cap is answered `limit` and closed: `max_connections` for the host
+  socket, the same for all agent and manager sockets together, `max_connections_per_agent`
+  for each of those (an agent cannot crowd out the operator or the others); a client that starts a
   line and does not finish it within `read_deadline` is dropped (idle connections between
   requests are fine: agents long-poll);
 - peer credentials (`SO_PEERCRED`, and `SO_PEERGROUPS` for the groups the peer process holds)
@@ -120,15 +122,41 @@ def _peer_groups(cred: PeerCred) -> set[int]:
 class SocketServer:
     def __init__(
         self, hive: Any, line_limit: int, admin_group: str, max_connections: int = 2048,
-        read_deadline: float = 30.0,
+        read_deadline: float = 30.0, max_connections_per_agent: int = 64,
     ) -> None:
         self.hive = hive
         self.line_limit = line_limit
         self.admin_group = admin_group
         self.max_connections = max_connections
+        self.max_connections_per_agent = max_connections_per_agent
         self.read_deadline = read_deadline
         self._scopes: dict[Path, trio.CancelScope] = {}
-        self.connections = 0
+        self.connections = 0  # all sockets
+        # Open connections per pool: the host socket's own, all agent and manager sockets
+        # together, and each of those sockets; no agent can take the operator's room.
+        self._open: dict[str, int] = {}
+
+    def _refusal(self, surface: Surface) -> Limit | None:
+        """Count a new connection on `surface`; a `Limit` if it is past a cap."""
+        pools = _pools(surface)
+        for pool in pools:
+            self._open[pool] = self._open.get(pool, 0) + 1
+        if surface.role == "host":
+            caps = [self.max_connections]
+        else:
+            caps = [self.max_connections, self.max_connections_per_agent]
+        for pool, cap in zip(pools, caps, strict=True):
+            if self._open[pool] > cap:
+                log.warning("connection refused: %d open in %s (cap %d)", self._open[pool] - 1,
+                            pool, cap)
+                return Limit(f"too many connections ({cap}); try again later")
+        return None
+
+    def _closed(self, surface: Surface) -> None:
+        for pool in _pools(surface):
+            self._open[pool] -= 1
+            if not self._open[pool]:
+                del self._open[pool]
 
     # --- binding --------------------------------------------------------------------------
     async def listen(
@@ -176,12 +204,10 @@ class SocketServer:
         self.connections += 1
         cred = peer_cred(stream.socket)
         log.debug("connect role=%s caller=%s peer=%s", surface.role, surface.caller, cred)
+        refused = self._refusal(surface)
         try:
-            if self.connections > self.max_connections:
-                log.warning("connection refused: %d open (cap %d) role=%s", self.connections - 1,
-                            self.max_connections, surface.role)
-                err = Limit(f"too many connections ({self.max_connections}); try again later")
-                await stream.send_all(encode_line(error_envelope(err)))
+            if refused is not None:
+                await stream.send_all(encode_line(error_envelope(refused)))
                 return
             if surface.role == "host" and not self._admin(cred):
                 log.warning("refused peer on host socket peer=%s", cred)
@@ -196,6 +222,7 @@ class SocketServer:
             log.exception("connection failed role=%s caller=%s", surface.role, surface.caller)
         finally:
             self.connections -= 1
+            self._closed(surface)
             with trio.CancelScope(shield=True):
                 await stream.aclose()
 
@@ -314,6 +341,13 @@ class SocketServer:
 # the loop per request. A connection yields in its wait for the next line; one that pipelines
 # requests yields every `_FAIR` of them.
 _FAIR = 16
+
+
+def _pools(surface: Surface) -> list[str]:
+    """The connection pools a connection on `surface` counts in (see `SocketServer._open`)."""
+    if surface.role == "host":
+        return ["host"]
+    return ["agents", f"{surface.role}:{surface.caller}"]
 
 
 async def _unless_hung_up(

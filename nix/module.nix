@@ -23,7 +23,7 @@ let
     "max_deliveries" "retention_days" "resolved_retention_days" "events_retention_days"
     "turn_stats_retention_days" "stop_grace" "crash_scan" "restart_on_crash"
     "restart_max_crashes" "restart_window" "restart_backoff" "restart_backoff_max"
-    "max_connections" "nixos_container" "journalctl" "nixos_container_conf_dir"
+    "max_connections" "max_connections_per_agent" "nixos_container" "journalctl" "nixos_container_conf_dir"
     "read_deadline" "database_max_bytes" "stop_agents_on_exit" "manager_command" "urls" "forge"
   ];
   # Keys set from the options (one place for each value); the directories go on the command line.

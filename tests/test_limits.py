@@ -50,6 +50,31 @@ async def test_1000_idle_connections_and_the_cap(hive: Hive, host: str) -> None:
     assert open_fds() <= before + 2  # nothing leaked (the fixture's own sockets aside)
 
 
+class TestPerAgentCap:
+    @pytest.fixture
+    def hive_config(self) -> dict[str, Any]:
+        return {"max_connections": 20, "max_connections_per_agent": 5}
+
+    async def test_an_agent_cannot_crowd_out_the_others(self, hive: Hive, host: str) -> None:
+        """An agent that opens connections without end is refused past its own cap; the
+        operator, the manager and the other agents are served all the while."""
+        await spawn_idle(hive, "alice", "bob")
+        idle: list[trio.SocketStream] = []
+        try:
+            for _ in range(5):
+                idle.append(await trio.open_unix_socket(agent_sock(hive, "alice")))
+            refused = await call(agent_sock(hive, "alice"), {"cmd": "whoami"})
+            assert refused["ok"] is False and refused["code"] == "limit", refused
+            for path in (host, str(hive.paths.manager_socket), agent_sock(hive, "bob")):
+                assert (await call(path, {"cmd": "status"} if path != host
+                                   else {"cmd": "list"}))["ok"] is True
+        finally:
+            for stream in idle:
+                await stream.aclose()
+        await trio.testing.wait_all_tasks_blocked()
+        assert (await call(agent_sock(hive, "alice"), {"cmd": "whoami"}))["ok"] is True
+
+
 async def test_one_byte_a_second_is_dropped(hive: Hive, host: str,
                                             autojump_clock: trio.testing.MockClock) -> None:
     stream = await trio.open_unix_socket(host)
