@@ -26,6 +26,11 @@ from .store.db import Store
 
 log = logging.getLogger("hive_core.approvals")
 
+
+class NotNow(Conflict):
+    """An approval's action cannot run at the moment (its agent is busy): the approval stays
+    pending and the caller is told `conflict`, to approve again later."""
+
 KINDS = ("apply_commit", "spawn", "init_config", "update_meta_inputs", "schedule_prompt",
          "merge_config_pr")
 NOTE_MAX = 4096
@@ -95,6 +100,8 @@ class Approvals:
                 try:
                     extra = await action(row)
                     status, note = "approved", None
+                except NotNow:
+                    raise  # nothing was done: still pending
                 except WireError as e:
                     status, note = "failed", e.message
                 except Exception as e:

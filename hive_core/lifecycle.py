@@ -33,7 +33,7 @@ from hive_wire.errors import BadRequest, Conflict, Forbidden, NotFound, Unavaila
 from hive_wire.names import check_agent_name
 
 from .agents import Agents
-from .approvals import Approvals
+from .approvals import Approvals, NotNow
 from .backend import Backend
 from .broker import MANAGER, Broker
 from .clock import offload, rfc3339
@@ -176,27 +176,31 @@ class Lifecycle:
         """The `apply_commit` approval's action: apply the commit through the backend; on any
         failure the agent goes back to what it ran and the repo records `failed/<id>`."""
         name = row.agent
-        self.agents.require(name)
+        self._may_run(name)
+        if name in self.transients:  # before any tag: the approval stays pending
+            raise NotNow(f'agent "{name}" is busy ({self.transients[name]}); approve again '
+                         "once it is done")
 
         async def apply(sha: str) -> None:
             new = await self.agents.spec(name, sha)  # validates agent.toml before anything stops
-            async with self.transient(name, "rebuilding"):
-                try:
-                    await self.backend.apply_config(new)
-                except BaseException:
-                    with trio.CancelScope(shield=True):
-                        await self.backend.stop(name, True)
-                        try:
-                            await self.backend.start(await self.agents.spec(name))
-                        except Exception as e:
-                            log.error("could not restore the old config name=%s error=%s",
-                                      name, e)
-                    raise
-                await self._kick(name, "rebuilt with a new config")
+            # A deploy runs the agent on the new config, as `rebuild` does (wanted running).
+            await self.agents.store.run(agents_sql.set_wanted, name, True)
+            try:
+                await self.backend.apply_config(new)
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await self.backend.stop(name, True)
+                    try:
+                        await self.backend.start(await self.agents.spec(name))
+                    except Exception as e:
+                        log.error("could not restore the old config name=%s error=%s", name, e)
+                raise
+            await self._kick(name, "rebuilt with a new config")
 
         try:
-            result = await self.agents.repos.approve(name, row.id, apply,
-                                                     expected_sha=row.fetched_sha)
+            async with self.transient(name, "rebuilding"):
+                result = await self.agents.repos.approve(name, row.id, apply,
+                                                         expected_sha=row.fetched_sha)
         finally:
             self.agents.forget(name)
         await self.changed(name)

@@ -10,6 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+import trio
+import trio.testing
+
 from hive_core.daemon import Hive
 
 from .conftest import call
@@ -134,3 +138,40 @@ async def test_diff_and_pending_show_the_proposal(hive: Hive, host: str, manager
     assert "agent.toml" in got["stat"] and '+MARK = "v3"' in got["diff"]
     answer = await call(host, {"cmd": "diff", "id": 999})
     assert answer["code"] == "not_found"
+
+
+class TestBusyAgent:
+    @pytest.fixture
+    def hive_config(self) -> dict[str, Any]:
+        return {"stop_grace": 1.0}
+
+    async def test_approve_while_busy_stays_pending_then_a_stopped_agent_runs_the_deploy(
+            self, hive: Hive, host: str, manager: str) -> None:
+        """Approving while the agent is busy (a stop waiting out its grace) answers `conflict`
+        and changes nothing: still pending, no tag. Approved once the agent is stopped, the
+        deploy runs it on the new config, wanted running like a rebuild."""
+        stubborn = [sys.executable, "-c", "import signal, time; "
+                    "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(3600)"]
+        await ok(host, {"cmd": "spawn", "name": "alice", "command": stubborn})
+        applied = hive.paths.state / "applied" / "alice"
+        sha = await propose(hive, "alice", announcing("v2"), "say v2")
+        rid = (await ok(manager, {"cmd": "request_apply_commit", "agent": "alice",
+                                  "commit_ref": sha}))["id"]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ok, host, {"cmd": "stop", "scope": {"agent_names": ["alice"]},
+                                          "graceful": True})
+            await trio.testing.wait_all_tasks_blocked()  # the stop waits out the grace
+            busy = await call(host, {"cmd": "approve", "id": rid})
+            assert busy["ok"] is False and busy["code"] == "conflict", busy
+            assert "busy (stopping)" in busy["error"]
+        row = next(r for r in (await ok(host, {"cmd": "pending"}))["approvals"]
+                   if r["id"] == rid)
+        assert row["status"] == "pending"
+        assert git(applied, "tag", "-l", f"approved/{rid}", f"failed/{rid}") == ""
+
+        await ok(host, {"cmd": "approve", "id": rid})
+        got = await ok(host, {"cmd": "inbox", "wait_seconds": 30})
+        assert [m["body"] for m in got["messages"]] == ["v2"]
+        status = (await ok(host, {"cmd": "agent_status"}))["agent_statuses"][0]
+        assert status["running"] is True and status["deployed_sha"] == sha[:12]
+        assert status["failed"] is False  # wanted running, and running
