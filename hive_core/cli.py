@@ -312,11 +312,26 @@ def _lifecycle_command(verb: str, doc: str) -> None:
             scope = {"agents": True} if every else {"agent_names": [name]}
             answer = _call(path, {"cmd": verb, "scope": scope})
             names = ["all agents"] if every else [name]
-        else:
-            names = _call(path, {"cmd": "list"})["agents"] if every else [name]
+        elif every:  # one request per agent; one that fails does not stop the others
+            rows = _call(path, {"cmd": "agent_status"})["agent_statuses"]
+            names = [r["name"] for r in rows if verb != "kill" or r["running"]]
+            failed = []
             for n in names:
-                answer = _call(path, {"cmd": verb, "name": n})
+                try:
+                    call_sync(path, {"cmd": verb, "name": n})
+                except WireError as e:
+                    click.echo(f"hive-core: {n}: {e} [{e.code}]", err=True)
+                    failed.append(n)
+                except OSError as e:
+                    _unreachable(path, e)
+            names = [n for n in names if n not in failed]
+            if failed:
+                click.echo(f"{verb}: {', '.join(names) or 'none'}")
+                sys.exit(EXIT_REFUSED)
             answer = {}
+        else:
+            answer = _call(path, {"cmd": verb, "name": name})
+            names = [name]
         _out(as_json, answer, lambda a: click.echo(f"{verb}: {', '.join(map(str, names))}"))
 
 

@@ -7,12 +7,12 @@ from a table answers `unknown_command` on that socket.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from hive_wire import requests as rq
 from hive_wire import responses as rs
-from hive_wire.errors import BadRequest
+from hive_wire.errors import BadRequest, WireError
 
 from .clock import rfc3339
 from .rpc import Feed, Handler, Undoable
@@ -196,16 +196,28 @@ def _target(hive: Hive, caller: str, req: Any) -> list[str]:
     return [_own(hive, caller, n) for n in req.scope.agent_names]
 
 
-async def start(hive: Hive, caller: str, req: rq.Start) -> rs.Ok:
-    for name in _target(hive, caller, req):
-        await hive.lifecycle.start(name)
+async def _each(names: list[str], action: Callable[[str], Awaitable[None]]) -> rs.Ok:
+    """`action` on every agent of a scope: one that fails does not keep the others from it; the
+    first failure's kind is answered, naming every agent that failed."""
+    failures: list[tuple[str, WireError]] = []
+    for name in names:
+        try:
+            await action(name)
+        except WireError as e:
+            failures.append((name, e))
+    if failures:
+        first = failures[0][1]
+        raise type(first)("; ".join(f"{n}: {e.message}" for n, e in failures))
     return rs.Ok()
+
+
+async def start(hive: Hive, caller: str, req: rq.Start) -> rs.Ok:
+    return await _each(_target(hive, caller, req), hive.lifecycle.start)
 
 
 async def stop(hive: Hive, caller: str, req: rq.Stop) -> rs.Ok:
-    for name in _target(hive, caller, req):
-        await hive.lifecycle.stop(name, req.graceful)
-    return rs.Ok()
+    return await _each(_target(hive, caller, req),
+                       lambda name: hive.lifecycle.stop(name, req.graceful))
 
 
 def _own(hive: Hive, caller: str, name: str) -> str:

@@ -569,3 +569,15 @@ def test_agents_left_by_kill9_are_reaped_on_restart(running: Daemon,
     assert len(pids) == 1 and pids[0] != old, pids
     ok("send", "alice", "once", env=env)
     assert "alice: echo: once" in ok("inbox", "--wait", "10", env=env)
+
+
+def test_kill_all_kills_every_running_agent_past_a_stopped_one(
+        running: Daemon, env: dict[str, str]) -> None:
+    """`kill --all` with the first agent stopped: the others are killed all the same."""
+    for name in ("alice", "bob", "carol"):
+        ok("spawn", name, "--", *SLEEPER, env=env)
+    ok("stop", "alice", env=env)
+    assert ok("kill", "--all", env=env).strip() == "kill: bob, carol"
+    rows = json.loads(ok("status", "--json", env=env))
+    assert {r["name"]: r["running"] for r in rows["agent_statuses"]} == {
+        "alice": False, "bob": False, "carol": False}
