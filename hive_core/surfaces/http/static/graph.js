@@ -1,0 +1,407 @@
+// The live graph: the hive at the centre, one node per agent (and per hook session, per running
+// sub-agent, the manager when it talks), drawn in SVG, laid out by d3-force (vendored, global d3).
+//
+// Rules kept here:
+// - event() only changes data and queues work; the DOM is written in one animation frame per
+//   screen refresh (structure, node states, pulses, labels), so 1,000 events/s cost 60 writes/s.
+// - Nothing queues without bound: at most PULSES message pulses and LABELS tool labels are on
+//   screen (extra ones are dropped and counted), sub-agents and hook sessions are capped.
+// - Every node element carries data-node (the agent's name, "hive", the session label, or
+//   AGENT:ID for a sub-agent) and data-state.
+// - The same code draws live and replayed events: reset(rows) starts from a list of status rows.
+
+import { agentState } from "./ui.js";
+
+const SVGNS = "http://www.w3.org/2000/svg";
+const PULSES = 96;
+const LABELS = 48;
+const SUBS_PER_AGENT = 6;
+const SESSIONS = 24;
+const FROM_HIVE = new Set(["operator", "system", "reminder", "hive", "*"]);
+
+const svg = (tag, attrs = {}) => {
+  const el = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  return el;
+};
+
+export class Graph {
+  constructor(box, countersBox) {
+    this.box = box;
+    this.countersBox = countersBox;
+    this.root = svg("svg", { class: "graph", "data-testid": "graph-svg" });
+    this.gLinks = svg("g", { class: "links" });
+    this.gPulses = svg("g", { class: "pulses" });
+    this.gNodes = svg("g", { class: "nodes" });
+    this.gLabels = svg("g", { class: "tool-labels" });
+    this.root.append(this.gLinks, this.gNodes, this.gPulses, this.gLabels);
+    box.append(this.root);
+    this.nodes = new Map();
+    this.links = [];
+    this.pool = [];
+    for (let i = 0; i < PULSES; i++) {
+      const c = svg("circle", { r: 2.6, class: "pulse", visibility: "hidden" });
+      this.gPulses.append(c);
+      this.pool.push({ el: c, busy: false });
+    }
+    this.pulses = [];
+    this.labels = new Map(); // node id -> {el, t0}
+    this.approvals = new Map(); // id -> agent
+    this.questions = new Map(); // id -> asker
+    this.dirty = new Set();
+    this.structure = false;
+    this.counters = { alive: 0, spawned: 0, tools: 0, messages: 0, done: 0, dropped: 0 };
+    this.lastAt = 0;
+    this.mode = "live";
+    this.framing = false;
+    this.resize();
+    new ResizeObserver(() => this.resize()).observe(box);
+    this.sim = d3.forceSimulation([])
+      .force("charge", d3.forceManyBody().strength((n) => (n.kind === "sub" ? -8 : -40)).distanceMax(260))
+      .force("link", d3.forceLink([]).id((n) => n.id).distance((l) => (l.target.kind === "sub" ? 16 : this.ring)).strength((l) => (l.target.kind === "sub" ? 1 : 0.08)))
+      .force("collide", d3.forceCollide((n) => n.r + 3))
+      .force("x", d3.forceX(() => this.w / 2).strength(0.02))
+      .force("y", d3.forceY(() => this.h / 2).strength(0.03))
+      .on("tick", () => this.placeAll());
+    this.hive = this.add("hive", "hive", "running");
+    this.hive.fx = this.w / 2;
+    this.hive.fy = this.h / 2;
+    this.paintCounters();
+  }
+
+  resize() {
+    this.w = Math.max(this.box.clientWidth, 200);
+    this.h = Math.max(this.box.clientHeight, 200);
+    this.ring = Math.min(this.w, this.h) * 0.36;
+    this.root.setAttribute("viewBox", `0 0 ${this.w} ${this.h}`);
+    if (this.hive) {
+      this.hive.fx = this.w / 2;
+      this.hive.fy = this.h / 2;
+      this.sim.alpha(0.3).restart();
+    }
+  }
+
+  // ---- nodes ----
+
+  add(id, kind, state, parent) {
+    const r = kind === "hive" ? 13 : kind === "sub" ? 3.5 : kind === "session" ? 7 : 6;
+    const a = Math.random() * Math.PI * 2;
+    const near = parent ? this.nodes.get(parent) : null;
+    const n = { id, kind, state, parent, r, x: (near?.x ?? this.w / 2) + Math.cos(a) * 30, y: (near?.y ?? this.h / 2) + Math.sin(a) * 30, hot: 0, marks: "" };
+    n.el = svg("g", { class: `node k-${kind} enter`, "data-node": id, "data-state": state });
+    n.ring = svg("circle", { r: r + 4, class: "ring" });
+    n.dot = svg("circle", { r, class: "dot" });
+    n.el.append(n.ring, n.dot);
+    if (kind !== "sub") {
+      n.text = svg("text", { class: "name", y: r + 10 });
+      n.text.textContent = kind === "hive" ? "hive" : id;
+      n.mark = svg("text", { class: "mark", x: r + 1, y: -r + 1 });
+      n.el.append(n.text, n.mark);
+    }
+    const title = svg("title");
+    title.textContent = id;
+    n.el.append(title);
+    this.nodes.set(id, n);
+    if (kind !== "hive") this.links.push({ source: parent ?? "hive", target: id, el: svg("line", { class: `link k-${kind}` }) });
+    this.structure = true;
+    this.schedule();
+    return n;
+  }
+
+  setState(n, state) {
+    if (!n || n.state === state) return;
+    n.state = state;
+    this.dirty.add(n);
+    this.schedule();
+  }
+
+  remove(n, fade = true) {
+    if (!n || n.kind === "hive" || n.state === "gone" && fade) return;
+    for (const s of this.nodes.values()) if (s.parent === n.id) this.remove(s, fade);
+    if (!fade) return this.drop(n);
+    this.setState(n, "gone");
+    setTimeout(() => { if (n.state === "gone") this.drop(n); }, 1600);
+  }
+
+  drop(n) {
+    if (this.nodes.get(n.id) !== n) return;
+    this.nodes.delete(n.id);
+    this.labels.get(n.id)?.el.remove();
+    this.labels.delete(n.id);
+    this.links = this.links.filter((l) => (l.target.id ?? l.target) !== n.id);
+    n.el.remove();
+    this.structure = true;
+    this.schedule();
+  }
+
+  // The agents as a list of status rows: unknown ones appear, missing ones fade out.
+  sync(rows, fade = true) {
+    const seen = new Set();
+    for (const row of rows) {
+      seen.add(row.name);
+      const n = this.nodes.get(row.name);
+      if (!n || n.kind !== "agent" || n.state === "gone") {
+        if (n) this.drop(n);
+        this.add(row.name, "agent", agentState(row));
+      } else this.setState(n, agentState(row));
+    }
+    for (const n of [...this.nodes.values()]) if (n.kind === "agent" && !seen.has(n.id)) this.remove(n, fade);
+  }
+
+  reset(rows, mode) {
+    this.mode = mode;
+    for (const n of [...this.nodes.values()]) if (n.kind !== "hive") this.drop(n);
+    for (const p of this.pulses) p.slot.busy = false, p.slot.el.setAttribute("visibility", "hidden");
+    this.pulses = [];
+    this.approvals.clear();
+    this.questions.clear();
+    Object.assign(this.counters, { spawned: 0, tools: 0, messages: 0, done: 0, dropped: 0 });
+    this.root.classList.toggle("replaying", mode === "replay");
+    this.sync(rows, false);
+    this.marksChanged();
+  }
+
+  // Markers from the page's state (live): pending approvals by agent, open questions by asker.
+  setMarkers(state) {
+    if (this.mode !== "live") return;
+    this.approvals = new Map(state.pendingApprovals().map((a) => [a.id, a.agent]));
+    this.questions = new Map(state.openQuestions(null).map((q) => [q.id, q.asker]));
+    this.marksChanged();
+  }
+
+  marksChanged() {
+    const marks = new Map();
+    for (const agent of this.approvals.values()) marks.set(agent, (marks.get(agent) || "") + "!");
+    for (const asker of this.questions.values()) marks.set(asker, (marks.get(asker) || "") + "?");
+    for (const n of this.nodes.values()) {
+      const m = [...new Set(marks.get(n.id) || "")].join("");
+      if (m !== n.marks) { n.marks = m; this.dirty.add(n); }
+    }
+    this.schedule();
+  }
+
+  agentNode(name, create) {
+    let n = this.nodes.get(name);
+    if (n && n.state !== "gone") return n;
+    if (!create) return null;
+    if (name === "manager") return this.add("manager", "manager", "running");
+    const sessions = [...this.nodes.values()].filter((s) => s.kind === "session");
+    if (sessions.length >= SESSIONS) this.remove(sessions.sort((a, b) => a.hot - b.hot)[0], false);
+    if (n) this.drop(n);
+    return this.add(name, "session", "session");
+  }
+
+  endpoint(name) {
+    if (FROM_HIVE.has(name)) return this.hive;
+    return this.agentNode(name, name === "manager");
+  }
+
+  // ---- events ----
+
+  event(ev) {
+    this.lastAt = Date.now();
+    this.lastEventIso = ev.at;
+    switch (ev.kind) {
+      case "sent": {
+        this.counters.messages += 1;
+        const a = this.endpoint(ev.from);
+        const b = this.endpoint(ev.to);
+        if (a && b && a !== b) this.pulse(a, b);
+        break;
+      }
+      case "container_state_changed": {
+        const name = ev.agent ?? ev.row?.name;
+        const n = this.nodes.get(name);
+        if (!n || n.state === "gone" || n.kind !== "agent") {
+          if (n) this.drop(n);
+          this.add(name, "agent", agentState(ev.row));
+          this.counters.spawned += 1;
+        } else this.setState(n, agentState(ev.row));
+        break;
+      }
+      case "transient_set": this.setState(this.agentNode(ev.agent), "transient"); break;
+      case "container_removed": this.remove(this.nodes.get(ev.agent)); break;
+      case "container_crash": {
+        const n = this.agentNode(ev.agent);
+        if (n) { n.crash = true; this.dirty.add(n); this.schedule(); }
+        break;
+      }
+      case "approval_added": this.approvals.set(ev.id, ev.agent); this.marksChanged(); break;
+      case "approval_resolved": this.approvals.delete(ev.id); this.marksChanged(); break;
+      case "question_added": this.questions.set(ev.id, ev.asker); this.marksChanged(); break;
+      case "question_resolved": this.questions.delete(ev.id); this.marksChanged(); break;
+      case "agent_activity": if (ev.activity) this.activity(ev.agent, ev.activity); break;
+      default: break;
+    }
+  }
+
+  activity(agent, a) {
+    const n = this.agentNode(agent, true);
+    if (!n) return;
+    n.hot = performance.now();
+    this.dirty.add(n);
+    switch (a.kind) {
+      case "tool_use": {
+        this.counters.tools += 1;
+        const sub = a.subagent ? this.nodes.get(`${agent}:${a.subagent}`) : null;
+        this.label(sub || n, a.tool);
+        if (sub) { sub.hot = n.hot; this.dirty.add(sub); }
+        break;
+      }
+      case "subagent_start": {
+        const id = `${agent}:${a.id}`;
+        const subs = [...this.nodes.values()].filter((s) => s.parent === agent);
+        if (this.nodes.has(id) || subs.length >= SUBS_PER_AGENT) break;
+        const s = this.add(id, "sub", "subagent", agent);
+        s.hot = n.hot;
+        break;
+      }
+      case "subagent_end": this.remove(this.nodes.get(`${agent}:${a.id}`)); break;
+      case "turn_end":
+        if (a.ok) this.counters.done += 1;
+        for (const s of [...this.nodes.values()]) if (s.parent === agent) this.remove(s);
+        break;
+      default: break;
+    }
+    this.schedule();
+  }
+
+  pulse(a, b) {
+    const slot = this.pool.find((s) => !s.busy);
+    if (!slot) { this.counters.dropped += 1; return; }
+    slot.busy = true;
+    this.pulses.push({ slot, a, b, t0: performance.now(), dur: 650 });
+    this.schedule();
+  }
+
+  label(n, text) {
+    let l = this.labels.get(n.id);
+    if (!l) {
+      if (this.labels.size >= LABELS) {
+        const [oldId, old] = [...this.labels.entries()].sort((x, y) => x[1].t0 - y[1].t0)[0];
+        old.el.remove();
+        this.labels.delete(oldId);
+      }
+      l = { el: svg("text", { class: "tool" }) };
+      this.gLabels.append(l.el);
+      this.labels.set(n.id, l);
+    }
+    l.el.textContent = String(text ?? "").replace(/^mcp__hive__/, "hive:").slice(0, 28);
+    l.t0 = performance.now();
+    l.n = n;
+  }
+
+  // ---- drawing ----
+
+  schedule() {
+    if (this.framing) return;
+    this.framing = true;
+    requestAnimationFrame((t) => this.frame(t));
+  }
+
+  frame(now) {
+    this.framing = false;
+    if (this.structure) {
+      this.structure = false;
+      const nodes = [...this.nodes.values()];
+      for (const n of nodes) if (!n.el.isConnected) this.gNodes.append(n.el);
+      for (const l of this.links) if (!l.el.isConnected) this.gLinks.append(l.el);
+      this.sim.nodes(nodes);
+      this.sim.force("link").links(this.links);
+      this.root.classList.toggle("crowded", nodes.length > 70);
+      this.sim.alpha(Math.max(this.sim.alpha(), 0.4)).restart();
+    }
+    for (const n of this.dirty) {
+      n.el.setAttribute("data-state", n.state);
+      if (n.mark) n.mark.textContent = n.marks;
+      n.el.classList.toggle("marked", !!n.marks);
+      if (n.crash) {
+        n.crash = false;
+        n.dot.animate([{ fill: "#ff2a2a", r: n.r * 2.4 }, { fill: "#ff2a2a", r: n.r * 1.4, offset: 0.4 }, { r: n.r }], { duration: 1100, easing: "ease-out" });
+      }
+    }
+    this.dirty.clear();
+    let busy = false;
+    // Tool-call rings and labels.
+    for (const n of this.nodes.values()) {
+      if (!n.hot) continue;
+      const p = (now - n.hot) / 900;
+      if (p >= 1) { n.hot = 0; n.ring.style.opacity = 0; n.el.classList.remove("hot"); continue; }
+      n.ring.style.opacity = String(0.9 * (1 - p));
+      n.ring.setAttribute("r", String(n.r + 2 + p * 9));
+      n.el.classList.add("hot");
+      busy = true;
+    }
+    for (const [id, l] of this.labels) {
+      const p = (now - l.t0) / 1800;
+      if (p >= 1 || !this.nodes.has(id)) { l.el.remove(); this.labels.delete(id); continue; }
+      l.el.setAttribute("x", String(l.n.x + l.n.r + 4));
+      l.el.setAttribute("y", String(l.n.y - 3 - p * 6));
+      l.el.style.opacity = String(1 - p * p);
+      busy = true;
+    }
+    // Message pulses.
+    const live = [];
+    for (const q of this.pulses) {
+      const p = (now - q.t0) / q.dur;
+      if (p >= 1 || !this.nodes.has(q.a.id) || !this.nodes.has(q.b.id)) {
+        q.slot.busy = false;
+        q.slot.el.setAttribute("visibility", "hidden");
+        continue;
+      }
+      const e = p < 0.5 ? 2 * p * p : 1 - (-2 * p + 2) ** 2 / 2;
+      q.slot.el.setAttribute("cx", String(q.a.x + (q.b.x - q.a.x) * e));
+      q.slot.el.setAttribute("cy", String(q.a.y + (q.b.y - q.a.y) * e));
+      q.slot.el.setAttribute("visibility", "visible");
+      live.push(q);
+    }
+    this.pulses = live;
+    if (live.length || busy) this.schedule();
+    this.paintCounters();
+  }
+
+  placeAll() {
+    for (const n of this.nodes.values()) n.el.setAttribute("transform", `translate(${n.x.toFixed(1)},${n.y.toFixed(1)})`);
+    for (const l of this.links) {
+      const s = l.source, t = l.target;
+      if (typeof s !== "object") continue;
+      l.el.setAttribute("x1", s.x.toFixed(1));
+      l.el.setAttribute("y1", s.y.toFixed(1));
+      l.el.setAttribute("x2", t.x.toFixed(1));
+      l.el.setAttribute("y2", t.y.toFixed(1));
+    }
+  }
+
+  // Once a second (the page's only timer): the counters, with the last event's age.
+  tick(lastLiveAt) {
+    this.lastLiveAt = lastLiveAt;
+    this.paintCounters();
+  }
+
+  paintCounters() {
+    const c = this.counters;
+    let alive = 0;
+    for (const n of this.nodes.values()) if ((n.kind === "agent" || n.kind === "session") && n.state !== "gone") alive += 1;
+    c.alive = alive;
+    const age = this.mode === "replay" ? (this.lastEventIso ? this.lastEventIso.slice(11, 19) : "–")
+      : this.lastLiveAt ? `${Math.max(0, Math.round((Date.now() - this.lastLiveAt) / 1000))}s` : "–";
+    const vals = { alive, spawned: c.spawned, tools: c.tools, messages: c.messages, done: c.done, last: age, dropped: c.dropped };
+    if (!this.ctrEls) {
+      this.ctrEls = {};
+      for (const k of Object.keys(vals)) {
+        const b = document.createElement("b");
+        const s = document.createElement("span");
+        s.className = "gc";
+        s.dataset.counter = k;
+        s.append(`${k} `, b);
+        this.countersBox.append(s);
+        this.ctrEls[k] = b;
+      }
+    }
+    for (const [k, v] of Object.entries(vals)) {
+      const t = String(v);
+      if (this.ctrEls[k].textContent !== t) this.ctrEls[k].textContent = t;
+    }
+    this.ctrEls.dropped.parentElement.hidden = !c.dropped;
+  }
+}
