@@ -29,7 +29,7 @@
           # The test suite starts daemons, agents and sockets; it runs in CI (.ci/run), not in
           # the build sandbox. Importing both packages is checked here.
           doCheck = false;
-          pythonImportsCheck = [ "hive_wire" "hive_core" "hive_core.cli" ];
+          pythonImportsCheck = [ "hive_wire" "hive_core" "hive_core.surfaces.cli.main" ];
           meta = {
             description = project.description;
             license = nixpkgs.lib.licenses.mit;

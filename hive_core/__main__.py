@@ -1,3 +1,3 @@
-from .cli import main
+from hive_core.surfaces.cli.main import main
 
 main()

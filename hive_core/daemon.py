@@ -21,27 +21,28 @@ from pathlib import Path
 import attrs
 import trio
 
-from . import sdnotify, verbs
-from .agents import Agents
-from .approvals import Approvals
-from .backend import AgentSpec, Backend, ProcessBackend
-from .backend_nixos import NixosContainerBackend
-from .broker import MANAGER, OPERATOR, Broker
-from .clock import now, offload
-from .config import Config
-from .config_repos import ConfigRepos
-from .events import EventChannel
-from .lifecycle import Lifecycle, RestartPolicy
-from .loose_ends import LooseEnds
-from .paths import Paths, ensure_dir
-from .questions import Questions
-from .reminders import Reminders
-from .rpc import SocketServer, Surface, admin_gid
-from .store import agent_files
-from .store.approvals import ApprovalRow
-from .store.db import Store
+from hive_core import sdnotify
+from hive_core.backends.nixos import NixosContainerBackend
+from hive_core.backends.process import AgentSpec, Backend, ProcessBackend
+from hive_core.clock import now, offload
+from hive_core.config import Config
+from hive_core.config_repos.repos import ConfigRepos
+from hive_core.paths import Paths, ensure_dir
+from hive_core.services import api as verbs
+from hive_core.services.agents import Agents
+from hive_core.services.approvals import Approvals
+from hive_core.services.broker import MANAGER, OPERATOR, Broker
+from hive_core.services.events import EventChannel
+from hive_core.services.lifecycle import Lifecycle, RestartPolicy
+from hive_core.services.loose_ends import LooseEnds
+from hive_core.services.questions import Questions
+from hive_core.services.reminders import Reminders
+from hive_core.store import agent_files
+from hive_core.store.approvals import ApprovalRow
+from hive_core.store.db import Store
+from hive_core.surfaces.sockets.server import SocketServer, Surface, admin_gid
 
-log = logging.getLogger("hive_core.daemon")
+log = logging.getLogger(__name__)
 
 VACUUM_EVERY = 3600.0
 LEASE_SWEEP_MAX = 60.0

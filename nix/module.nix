@@ -1,6 +1,6 @@
 # services.hive-core: the hive-core daemon (`hive-core serve`) as a systemd service.
 #
-# The service is the unit `hive-core systemd-unit` prints (hive_core/systemd_unit.py): the same
+# The service is the unit `hive-core systemd-unit` prints (hive_core/surfaces/cli/systemd_unit.py): the same
 # directives with the same values, each with its reason there (tests/test_packaging.py checks
 # that every directive of that unit appears below with the same value). Added here, because
 # they need Nix: the `path` (nixos-container, nix, git), NIX_PATH (nixos-container evaluates
@@ -241,7 +241,7 @@ in
         TimeoutStopSec = "2min";
 
         # Hardening that still lets a root daemon drive nixos-container; the reason for each
-        # line is in hive_core/systemd_unit.py.
+        # line is in hive_core/surfaces/cli/systemd_unit.py.
         ProtectSystem = "full";
         ReadWritePaths = [ "-${containerConfDir}" ];
         ProtectHome = true;

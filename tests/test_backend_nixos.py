@@ -15,8 +15,8 @@ from pathlib import Path
 import attrs
 import pytest
 
-from hive_core.backend import AgentSpec, Backend
-from hive_core.backend_nixos import NixosContainerBackend
+from hive_core.backends.nixos import NixosContainerBackend
+from hive_core.backends.process import AgentSpec, Backend
 from hive_core.paths import Paths
 from hive_wire.errors import BadRequest, Conflict, NotFound, Unavailable
 

@@ -30,7 +30,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from hive_core.cli import main
+from hive_core.surfaces.cli.main import main
 from hive_wire.blocking import BlockingConnection, call_sync
 from hive_wire.errors import LineTooLong, NotFound
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import trio
 
-from hive_core import verbs
 from hive_core.daemon import Hive
+from hive_core.services import api as verbs
 from hive_wire.client import Connection
 from hive_wire.errors import CODES
 

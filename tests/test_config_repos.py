@@ -26,7 +26,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from hive_core.config_repos import DEFAULT_COMMAND, ConfigRepos, parse_config
+from hive_core.config_repos.repos import DEFAULT_COMMAND, ConfigRepos, parse_config
 from hive_wire.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge, Unavailable
 
 REAL_GIT = shutil.which("git") or "git"

@@ -35,8 +35,8 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hive_core import verbs
 from hive_core.daemon import Hive, serve
+from hive_core.services import api as verbs
 from hive_wire.blocking import call_sync
 from hive_wire.codec import LineBuffer
 from hive_wire.errors import CODES

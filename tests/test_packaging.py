@@ -30,9 +30,9 @@ from typing import Any
 import attrs
 import pytest
 
-from hive_core import systemd_unit
 from hive_core.config import Config
-from hive_core.systemd_unit import default_executable, render
+from hive_core.surfaces.cli import systemd_unit
+from hive_core.surfaces.cli.systemd_unit import default_executable, render
 
 REPO = Path(__file__).resolve().parent.parent
 MODULE = REPO / "nix" / "module.nix"

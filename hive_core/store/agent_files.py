@@ -15,7 +15,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-log = logging.getLogger("hive_core.store.agent_files")
+log = logging.getLogger(__name__)
 
 FILES = (
     ("hyperhive-events.sqlite", "events", "ts"),

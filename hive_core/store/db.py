@@ -31,7 +31,7 @@ from hive_wire.errors import Unavailable, WireError
 
 from . import schema
 
-log = logging.getLogger("hive_core.store")
+log = logging.getLogger(__name__)
 
 MAX_BATCH = 1024
 

@@ -19,18 +19,17 @@ from typing import Any
 import attrs
 import trio
 
+from hive_core.backends.process import AgentSpec, Backend
+from hive_core.clock import now
+from hive_core.config_repos.repos import MAX_ARGV, ConfigRepos
+from hive_core.paths import Paths, ensure_dir
+from hive_core.services.events import EventChannel
+from hive_core.store import agents as sql
+from hive_core.store.db import Store
 from hive_wire.errors import BadRequest, Conflict, NotFound, Unavailable, WireError
 from hive_wire.names import check_agent_name
 
-from .backend import AgentSpec, Backend
-from .clock import now
-from .config_repos import MAX_ARGV, ConfigRepos
-from .events import EventChannel
-from .paths import Paths, ensure_dir
-from .store import agents as sql
-from .store.db import Store
-
-log = logging.getLogger("hive_core.agents")
+log = logging.getLogger(__name__)
 
 STATUS_TEXT_MAX = 1024
 REOPEN_AT_ONCE = 8  # agents reopened at once at start-up (their git processes overlap)

@@ -10,19 +10,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from hive_core.clock import rfc3339
+from hive_core.store.approvals import ApprovalRow
+from hive_core.store.messages import Row
+from hive_core.store.questions import QuestionRow
+from hive_core.store.reminders import ReminderRow
+from hive_core.surfaces.sockets.server import Feed, Handler, Undoable
 from hive_wire import requests as rq
 from hive_wire import responses as rs
 from hive_wire.errors import BadRequest, WireError
 
-from .clock import rfc3339
-from .rpc import Feed, Handler, Undoable
-from .store.approvals import ApprovalRow
-from .store.messages import Row
-from .store.questions import QuestionRow
-from .store.reminders import ReminderRow
-
 if TYPE_CHECKING:
-    from .daemon import Hive
+    from hive_core.daemon import Hive
 
 
 def _delivered(rows: list[Row]) -> rs.Messages:

@@ -28,7 +28,7 @@ EXIT_UNREACHABLE = 3
 
 
 def _default_socket() -> str:
-    from .config import host_socket_path
+    from hive_core.config import host_socket_path
 
     return host_socket_path()
 
@@ -129,9 +129,9 @@ def serve(state_dir: str | None, run_dir: str | None, config_file: str | None, l
     """Run the daemon in the foreground (until SIGTERM or SIGINT)."""
     import trio
 
-    from . import config as config_mod
-    from . import logs
-    from .daemon import run
+    from hive_core import config as config_mod
+    from hive_core import logs
+    from hive_core.daemon import run
 
     logs.setup(log_level, log_json)
     try:
@@ -165,7 +165,7 @@ def _first_leaf(group: BaseException) -> BaseException:
 def systemd_unit(executable: str | None, state_dir: str, run_dir: str, config_file: str | None,
                  group: str, watchdog_sec: int) -> None:
     """Print the systemd unit of `hive-core serve` (for hosts without Nix)."""
-    from .systemd_unit import default_executable, render
+    from hive_core.surfaces.cli.systemd_unit import default_executable, render
 
     try:
         click.echo(render(executable or default_executable(), state_dir, run_dir, config_file,
@@ -684,7 +684,7 @@ def agent_loose_ends(as_json: bool) -> None:
 @click.option("--wait", default=30, type=click.IntRange(1, 180), show_default=True)
 def agent_echo(wait: int) -> None:
     """Run the bundled example agent: answer every message with `echo: <body>`."""
-    from .echo_agent import run
+    from hive_core.agent.echo import run
 
     path = _agent_socket()
     try:

@@ -43,7 +43,7 @@ from hive_wire.codec import LineBuffer, decode_line, encode_line
 from hive_wire.convert import decode_request, error_envelope, ok_envelope
 from hive_wire.errors import Conflict, Forbidden, Internal, Limit, WireError
 
-log = logging.getLogger("hive_core.rpc")
+log = logging.getLogger(__name__)
 
 Handler = Callable[[Any, str, Any], Awaitable[Any]]
 

@@ -29,21 +29,20 @@ from typing import Any
 import attrs
 import trio
 
+from hive_core.backends.process import Backend
+from hive_core.clock import offload, rfc3339
+from hive_core.paths import Paths
+from hive_core.services.agents import Agents
+from hive_core.services.approvals import Approvals, NotNow
+from hive_core.services.broker import MANAGER, Broker
+from hive_core.services.events import EventChannel
+from hive_core.services.helper_events import SYSTEM
+from hive_core.services.reminders import Reminders
+from hive_core.store import agents as agents_sql
 from hive_wire.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from hive_wire.names import check_agent_name
 
-from .agents import Agents
-from .approvals import Approvals, NotNow
-from .backend import Backend
-from .broker import MANAGER, Broker
-from .clock import offload, rfc3339
-from .events import EventChannel
-from .helper_events import SYSTEM
-from .paths import Paths
-from .reminders import Reminders
-from .store import agents as agents_sql
-
-log = logging.getLogger("hive_core.lifecycle")
+log = logging.getLogger(__name__)
 
 PAUSED_MARKER = "paused"
 

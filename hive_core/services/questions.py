@@ -19,17 +19,16 @@ import math
 
 import trio
 
+from hive_core.clock import now
+from hive_core.services.broker import MANAGER, OPERATOR, Broker
+from hive_core.services.events import EventChannel
+from hive_core.store import questions as sql
+from hive_core.store.db import Store
+from hive_core.store.questions import QuestionRow
 from hive_wire.errors import BadRequest, Conflict, Forbidden, NotFound
 from hive_wire.names import check_agent_name
 
-from .broker import MANAGER, OPERATOR, Broker
-from .clock import now
-from .events import EventChannel
-from .store import questions as sql
-from .store.db import Store
-from .store.questions import QuestionRow
-
-log = logging.getLogger("hive_core.questions")
+log = logging.getLogger(__name__)
 
 TTL_CAP = 6 * 3600
 QUESTION_MAX = 16 * 1024

@@ -23,11 +23,10 @@ from typing import Protocol
 import attrs
 import trio
 
+from hive_core.clock import offload
 from hive_wire.errors import Conflict, Forbidden, NotFound, Unavailable
 
-from .clock import offload
-
-log = logging.getLogger("hive_core.backend")
+log = logging.getLogger(__name__)
 
 
 @attrs.frozen(kw_only=True)

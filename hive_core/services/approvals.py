@@ -14,17 +14,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from hive_core.clock import now
+from hive_core.services.broker import MANAGER, Broker
+from hive_core.services.events import EventChannel
+from hive_core.store import approvals as sql
+from hive_core.store.approvals import ApprovalRow
+from hive_core.store.db import Store
 from hive_wire.errors import BadRequest, Conflict, Forbidden, NotFound, WireError
 from hive_wire.names import check_agent_name
 
-from .broker import MANAGER, Broker
-from .clock import now
-from .events import EventChannel
-from .store import approvals as sql
-from .store.approvals import ApprovalRow
-from .store.db import Store
-
-log = logging.getLogger("hive_core.approvals")
+log = logging.getLogger(__name__)
 
 
 class NotNow(Conflict):

@@ -20,15 +20,14 @@ from typing import Any
 
 import trio
 
+from hive_core.clock import now
+from hive_core.services import helper_events
+from hive_core.services.events import EventChannel
+from hive_core.store import agents as agents_sql
+from hive_core.store import messages as sql
+from hive_core.store.db import Store
 from hive_wire.errors import BadRequest, NotFound, TooLarge
 from hive_wire.names import check_agent_name
-
-from . import helper_events
-from .clock import now
-from .events import EventChannel
-from .store import agents as agents_sql
-from .store import messages as sql
-from .store.db import Store
 
 MANAGER = "manager"
 OPERATOR = "operator"

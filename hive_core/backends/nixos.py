@@ -52,13 +52,12 @@ from pathlib import Path
 
 import trio
 
+from hive_core.backends.process import AgentSpec, ExitCallback
+from hive_core.clock import offload
 from hive_wire.errors import BadRequest, Conflict, NotFound, Unavailable
 from hive_wire.names import check_agent_name
 
-from .backend import AgentSpec, ExitCallback
-from .clock import offload
-
-log = logging.getLogger("hive_core.backend_nixos")
+log = logging.getLogger(__name__)
 
 PREFIX = "h-"
 TAIL_MAX = 500

@@ -24,18 +24,17 @@ from pathlib import Path
 
 import trio
 
+from hive_core.clock import now
+from hive_core.paths import inside
+from hive_core.services.broker import MANAGER, Broker
+from hive_core.services.events import EventChannel
+from hive_core.store import messages as messages_sql
+from hive_core.store import reminders as sql
+from hive_core.store.db import Store
+from hive_core.store.reminders import ReminderRow
 from hive_wire.errors import BadRequest, Limit, NotFound
 
-from .broker import MANAGER, Broker
-from .clock import now
-from .events import EventChannel
-from .paths import inside
-from .store import messages as messages_sql
-from .store import reminders as sql
-from .store.db import Store
-from .store.reminders import ReminderRow
-
-log = logging.getLogger("hive_core.reminders")
+log = logging.getLogger(__name__)
 
 SENDER = "reminder"
 MAX_PENDING = 50

@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from .clock import now, rfc3339
+from hive_core.clock import now, rfc3339
 
 Event = dict[str, Any]
 

@@ -19,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .config import Config
+from hive_core.config import Config
 
 DEFAULT_STATE_DIR = "/var/lib/hyperhive"
 DEFAULT_RUN_DIR = "/run/hyperhive"
@@ -136,7 +136,7 @@ RuntimeDirectoryPreserve=restart"""
 # The run dir {run_dir} is outside /run: the daemon creates it itself (0751)."""
 
     return f"""\
-# hive-core.service: rendered by `hive-core systemd-unit` (hive_core/systemd_unit.py).
+# hive-core.service: rendered by `hive-core systemd-unit` (hive_core/surfaces/cli/systemd_unit.py).
 # The same service as the NixOS module nix/module.nix, for hosts without Nix.
 # Install: save as /etc/systemd/system/hive-core.service, then
 #   systemctl daemon-reload && systemctl enable --now hive-core

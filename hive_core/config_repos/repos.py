@@ -53,6 +53,8 @@ from urllib.parse import urlsplit
 import trio
 import trio.testing
 
+from hive_core.clock import offload
+from hive_core.paths import ensure_dir
 from hive_wire.errors import (
     BadRequest,
     Conflict,
@@ -64,10 +66,7 @@ from hive_wire.errors import (
 )
 from hive_wire.names import check_agent_name
 
-from .clock import offload
-from .paths import ensure_dir
-
-log = logging.getLogger("hive_core.config_repos")
+log = logging.getLogger(__name__)
 
 COMMIT_REF = re.compile(r"[0-9a-f]{7,40}\Z")
 DEFAULT_COMMAND = [sys.executable, "-m", "hive_core", "agent", "echo"]  # the bundled echo agent

@@ -7,14 +7,13 @@ cancel anything, including withdrawing a pending approval.
 
 from __future__ import annotations
 
+from hive_core.clock import rfc3339
+from hive_core.services.approvals import Approvals
+from hive_core.services.broker import MANAGER, OPERATOR
+from hive_core.services.questions import Questions
+from hive_core.services.reminders import Reminders
 from hive_wire.errors import BadRequest, Forbidden, NotFound
 from hive_wire.responses import LooseEnd
-
-from .approvals import Approvals
-from .broker import MANAGER, OPERATOR
-from .clock import rfc3339
-from .questions import Questions
-from .reminders import Reminders
 
 KINDS = ("approval", "question", "reminder")
 
