@@ -1,0 +1,517 @@
+"""`hive-core agent run`: the turn loop of one agent (agent.md), on trio.
+
+Rules kept here:
+- at start, claude left running by a killed harness is killed (its group, found by a pid file
+  and a token in its environment), then `requeue_inflight`: nothing a dead harness popped is lost;
+- no `recv` while the agent is paused (the daemon's `paused` marker in the state dir); messages
+  popped just before a pause are requeued at once; the marker is looked at every `pause_poll`
+  seconds while paused (a stat; the daemon sends no pause notice on the agent socket);
+- a batch of lifecycle kicks only (`system` "started"/"restarted"/"rebuilt") starts no turn: it
+  is acked and told in the next turn's wake prompt;
+- a turn is acked (`ack_turn` with the ids it was woken by and those its `recv` tool returned)
+  only when it ended OK; a failed turn acks nothing (the lease or the next start brings its
+  messages back, flagged);
+- prompt too long: `/compact` once, then the turn once more; rate limited: wait
+  `rate_limit_wait`, try again; a turn over `turn_timeout` is killed with its process group;
+- SIGTERM: no new turn; the running one gets `stop_grace` seconds, then is killed;
+- the event bus, the turn-stats file and the activity reports are best effort: none of them
+  ever blocks or fails a turn; activity goes in batches of at most 64 from a bounded buffer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import secrets
+import shlex
+import signal
+import sys
+import time
+import tomllib
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from hive_wire.client import Connection
+from hive_wire.errors import WireError
+
+from . import bus as busmod
+from . import claude
+from .turn_stats import FILE as STATS_FILE
+from .turn_stats import TurnRow, TurnStats
+
+log = logging.getLogger("hive_core.agent.loop")
+
+AGENT_TOOLS = ("recv", "send", "ask", "answer", "get_loose_ends", "cancel_loose_end", "remind",
+               "set_status", "whoami", "get_agent_meta")
+MANAGER_TOOLS = ("request_spawn", "request_apply_commit", "kill", "start", "restart", "rebuild",
+                 "get_logs", "list_agents")
+PAUSED_MARKER = "paused"  # written by the daemon (lifecycle.set_paused)
+SESSION_MARKER = "hive-claude-session"  # a session exists: the next turn uses --continue
+NEW_SESSION_MARKER = "new-session"  # anyone may create it: the next turn starts fresh
+PID_FILE = "hive-claude.pid"
+MCP_CONFIG = "hive-mcp.json"
+REDELIVERED = "[redelivered: this may already have been handled]"
+KICK = re.compile(r"\[system\] [^\n]*: your harness may resume")
+LIFECYCLE_EVENTS = frozenset({"started", "restarted", "rebuilt"})
+
+
+@attrs.frozen(kw_only=True)
+class Options:
+    socket: str
+    state_dir: Path
+    claude_command: list[str]
+    model: str | None = None
+    rate_limit_wait: float = 300.0
+    turn_timeout: float = 3600.0
+    stop_grace: float = 8.0  # under the daemon's stop grace (10 s), so our kill comes first
+    recv_wait: int = 30
+    pause_poll: float = 2.0
+    manager: bool = False
+    mcp_command: list[str] = attrs.Factory(lambda: [sys.executable, "-m", "hive_core.agent.mcp"])
+    env: dict[str, str] | None = None  # claude's base environment (default: ours)
+
+    @property
+    def tools(self) -> list[str]:
+        names = AGENT_TOOLS + (MANAGER_TOOLS if self.manager else ())
+        return [f"mcp__hive__{n}" for n in names]
+
+
+def lifecycle_only(msg: dict[str, Any]) -> bool:
+    if msg.get("from") != "system":
+        return False
+    body = str(msg.get("body", ""))
+    if KICK.fullmatch(body):
+        return True
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(obj, dict) and obj.get("event") in LIFECYCLE_EVENTS
+
+
+def wake_prompt(msgs: Sequence[dict[str, Any]], notes: Sequence[str], unread: int) -> str:
+    out: list[str] = []
+    if notes:
+        out += ["Since your last turn:", *(f"- {n}" for n in notes), ""]
+    out.append(f"You have {len(msgs)} new message(s) from the hive.")
+    for m in msgs:
+        reply = f" (in reply to {m['in_reply_to']})" if m.get("in_reply_to") else ""
+        out += ["", f"--- message {m['id']} from: {m['from']}{reply}"]
+        if m.get("redelivered"):
+            out.append(REDELIVERED)
+        out.append(str(m.get("body", "")))
+    out.append("")
+    if unread:
+        out.append(f"{unread} other unread message(s) are waiting in your inbox.")
+    out.append("The `recv` tool (mcp__hive__recv) drains more messages; answer with `send`.")
+    return "\n".join(out)
+
+
+class ActivityReporter:
+    """`activity` requests from a bounded buffer, in a task of their own: `add` never waits.
+    What the daemon refuses (`limit`, `unknown_command`, ...) or what cannot be sent is
+    dropped and counted."""
+
+    def __init__(self, socket: str, max_buffer: int = 1024, batch: int = 64) -> None:
+        self.socket = socket
+        self.max_buffer, self.batch = max_buffer, batch
+        self.sent = self.dropped = 0
+        self._buf: deque[dict[str, Any]] = deque()
+        self._wake = trio.Event()
+        self._idle = trio.Event()
+        self._idle.set()
+
+    def add(self, act: claude.Activity) -> None:
+        if len(self._buf) >= self.max_buffer:
+            self.dropped += 1
+            return
+        self._buf.append(act.wire())
+        self._idle = trio.Event() if self._idle.is_set() else self._idle
+        self._wake.set()
+
+    async def flushed(self) -> None:
+        await self._idle.wait()
+
+    async def run(self) -> None:
+        conn: Connection | None = None
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                while self._buf:
+                    events = [self._buf.popleft() for _ in range(min(self.batch, len(self._buf)))]
+                    try:
+                        conn = conn or await Connection.open(self.socket)
+                        with trio.fail_after(10):
+                            await conn.call({"cmd": "activity", "events": events})
+                        self.sent += len(events)
+                    except WireError as e:
+                        self.dropped += len(events)
+                        log.debug("activity refused code=%s error=%s", e.code, e)
+                    except (OSError, EOFError, trio.BrokenResourceError, trio.TooSlowError) as e:
+                        self.dropped += len(events)
+                        log.info("activity not sent (%s); dropped %d", e, len(events))
+                        if conn is not None:
+                            with trio.CancelScope(shield=True):
+                                await conn.aclose()
+                            conn = None
+                self._idle.set()
+        finally:
+            if conn is not None:
+                with trio.CancelScope(shield=True):
+                    await conn.aclose()
+
+
+class Harness:
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
+        self.state = opts.state_dir
+        self.bus = busmod.EventBus(self.state / "hyperhive-events.sqlite")
+        self.stats = TurnStats(self.state / STATS_FILE)
+        self.reporter = ActivityReporter(opts.socket)
+        self.token = secrets.token_hex(8)
+        self.notes: list[str] = []
+        self.stopping = False
+        self.turns = 0  # claude runs finished
+        self.pause_checks = 0
+        self.progress = trio.lowlevel.ParkingLot()  # unparked on every turn and pause check
+        self.model: str | None = opts.model
+        self._conn: Connection | None = None
+        self._idle_scope: trio.CancelScope | None = None
+        self._turn_scope: trio.CancelScope | None = None
+        self._state = ""
+        self.nursery: trio.Nursery | None = None
+
+    # --- the daemon --------------------------------------------------------------------------
+    async def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One request; a lost connection is opened again (the daemon may restart)."""
+        delay = 0.2
+        while True:
+            try:
+                if self._conn is None:
+                    self._conn = await Connection.open(self.opts.socket)
+                return await self._conn.call(request)
+            except (OSError, EOFError, trio.BrokenResourceError) as e:
+                await self._drop_conn()
+                log.warning("agent socket %s: %s; retrying in %.1fs", self.opts.socket, e, delay)
+                await trio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except WireError:
+                raise
+            except BaseException:  # cancelled mid-request: the answer would come out of turn
+                await self._drop_conn()
+                raise
+
+    async def _drop_conn(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with trio.CancelScope(shield=True):
+                await conn.aclose()
+
+    # --- the loop ----------------------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        reap_orphan(self.state / PID_FILE)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.bus.run)
+            nursery.start_soon(self.reporter.run)
+            self.nursery = nursery
+            await self.call({"cmd": "requeue_inflight"})
+            self.set_state("idle")
+            task_status.started()
+            while not self.stopping:
+                msgs: list[dict[str, Any]] = []
+                with trio.CancelScope() as self._idle_scope:
+                    msgs = await self.next_messages()
+                self._idle_scope = None
+                if msgs and not self.stopping:
+                    await self.turn(msgs)
+            await self._drop_conn()
+            with trio.move_on_after(2):
+                await self.reporter.flushed()
+            nursery.cancel_scope.cancel()
+
+    def stop(self) -> None:
+        """Graceful stop: no new turn; a running one has `stop_grace` seconds."""
+        if self.stopping:
+            return
+        self.stopping = True
+        if self._idle_scope is not None:
+            self._idle_scope.cancel()
+        if self.nursery is not None:
+            self.nursery.start_soon(self._grace)
+
+    async def _grace(self) -> None:
+        await trio.sleep(self.opts.stop_grace)
+        if self._turn_scope is not None:
+            self._turn_scope.cancel()
+
+    def paused(self) -> bool:
+        return os.path.lexists(self.state / PAUSED_MARKER)
+
+    async def wait_unpaused(self) -> None:
+        announced = False
+        while True:
+            self.pause_checks += 1
+            self.progress.unpark_all()
+            if not self.paused():
+                return
+            if not announced:
+                self.bus.emit(busmod.Note(text="paused: no turn starts until resumed"))
+                announced = True
+            await trio.sleep(self.opts.pause_poll)
+
+    async def next_messages(self) -> list[dict[str, Any]]:
+        while True:
+            await self.wait_unpaused()
+            got = await self.call({"cmd": "recv", "wait_seconds": self.opts.recv_wait,
+                                   "max": 32})
+            msgs: list[dict[str, Any]] = got.get("messages", [])
+            if not msgs:
+                continue
+            if self.paused():  # paused while we waited: they go back, nothing starts
+                await self.call({"cmd": "requeue_inflight"})
+                continue
+            if all(lifecycle_only(m) for m in msgs):
+                await self.call({"cmd": "ack_turn", "ids": [m["id"] for m in msgs]})
+                self.notes += [str(m["body"]) for m in msgs]
+                continue
+            return msgs
+
+    # --- one turn ----------------------------------------------------------------------------
+    def set_state(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            self.bus.emit(busmod.TurnStateChanged(state=state, since_unix=int(time.time())))
+            self.reporter.add(claude.State(state=state))
+
+    def _sink(self, obj: dict[str, Any] | None, outputs: list[claude.Output]) -> None:
+        if obj is not None:
+            self.bus.emit(busmod.Stream(obj=obj))
+        for out in outputs:
+            if isinstance(out, claude.Note):
+                self.bus.emit(busmod.Note(text=out.text))
+            elif isinstance(out, claude.State):
+                self.set_state(out.state)
+            else:
+                self.reporter.add(out)
+
+    async def turn(self, msgs: list[dict[str, Any]]) -> None:
+        try:
+            unread = int((await self.call({"cmd": "status"})).get("unread", 0))
+        except WireError:
+            unread = 0
+        wake_from = ", ".join(dict.fromkeys(str(m["from"]) for m in msgs))
+        self.bus.emit(busmod.TurnStart(from_=wake_from, unread=unread, body="\n\n".join(
+            str(m.get("body", "")) for m in msgs)))
+        prompt = wake_prompt(msgs, self.notes, unread)
+        compacted = False
+        while True:
+            outcome = await self.attempt(prompt, wake_from)
+            kind = outcome.result_kind
+            if kind == "prompt_too_long" and not compacted and not self.stopping:
+                compacted = True
+                self.set_state("compacting")
+                await self.attempt("/compact", wake_from, resume=True)
+                continue
+            if kind == "rate_limited" and not self.stopping:
+                self.set_state("rate_limited")
+                with trio.CancelScope() as self._idle_scope:
+                    await trio.sleep(self.opts.rate_limit_wait)
+                self._idle_scope = None
+                if not self.stopping:
+                    continue
+            break
+        note = None
+        if kind == "ok":
+            ids = list(dict.fromkeys([m["id"] for m in msgs] + outcome.summary.popped_ids))
+            await self.call({"cmd": "ack_turn", "ids": ids})
+            self.notes.clear()
+        else:
+            note = f"{kind}: {outcome.summary.result or f'exit code {outcome.exit_code}'}"
+        self.bus.emit(busmod.TurnEnd(ok=kind == "ok", note=note))
+        self.set_state("idle")
+
+    async def attempt(self, prompt: str, wake_from: str, resume: bool | None = None
+                      ) -> claude.Outcome:
+        """One claude run: the bus gets its lines, the daemon its activity, the stats a row."""
+        fresh, has_session = self._session_markers()
+        if resume is None:
+            resume = has_session and not fresh
+        argv = claude.command(self.opts.claude_command, mcp_config=self._mcp_config(),
+                              tools=self.opts.tools, resume=resume, model=self.opts.model)
+        env = claude.environment(self.opts.env if self.opts.env is not None else os.environ,
+                                 socket=self.opts.socket, token=self.token)
+        self.set_state("thinking")
+        self.reporter.add(claude.TurnStart())
+        parser = claude.StreamParser()
+        started = time.time()
+        outcome = claude.Outcome(summary=parser.summary)
+        with trio.CancelScope() as self._turn_scope:
+            outcome = await claude.run(argv, env=env, cwd=str(self.state), prompt=prompt,
+                                       sink=self._sink, time_limit=self.opts.turn_timeout,
+                                       parser=parser, started=self._pid_file)
+        self._turn_scope = None
+        _unlink(self.state / PID_FILE)
+        ended = time.time()
+        s = outcome.summary
+        if s.result_seen:
+            _touch(self.state / SESSION_MARKER)
+            if fresh:
+                _unlink(self.state / NEW_SESSION_MARKER)
+        kind = outcome.result_kind
+        duration_ms = int((ended - started) * 1000)
+        if s.model and s.model != self.model:
+            self.model = s.model
+            self.bus.emit(busmod.ModelChanged(model=s.model))
+        if s.usage:
+            self.bus.emit(busmod.TokenUsageChanged(usage={**s.usage, "cost_usd": s.cost_usd}))
+        self.reporter.add(claude.TurnEnd(ok=kind == "ok", result_kind=kind,
+                                         duration_ms=duration_ms, usage=s.usage or {},
+                                         cost_usd=s.cost_usd, model=s.model))
+        loose, reminders = await self._counts()
+        note = None if kind == "ok" else (s.result or f"exit code {outcome.exit_code}")
+        if prompt == "/compact":
+            note = f"/compact: {note or 'ok'}"
+        await self.stats.record(TurnRow(
+            started_at=started, ended_at=ended, duration_ms=duration_ms, model=s.model,
+            wake_from=wake_from, result_kind=kind, cost_usd=s.cost_usd,
+            input_tokens=s.usage.get("input_tokens", 0),
+            output_tokens=s.usage.get("output_tokens", 0),
+            cache_read_tokens=s.usage.get("cache_read_tokens", 0),
+            cache_creation_tokens=s.usage.get("cache_creation_tokens", 0),
+            tool_calls=dict(s.tool_calls), open_loose_ends=loose, pending_reminders=reminders,
+            note=claude.preview(note, 1024) if note else None))
+        self.turns += 1
+        self.progress.unpark_all()
+        return outcome
+
+    async def _counts(self) -> tuple[int | None, int | None]:
+        """Open loose ends and pending reminders after a turn (best effort, bounded)."""
+        loose = reminders = None
+        if self.stopping:
+            return loose, reminders
+        with trio.move_on_after(5):
+            try:
+                loose = len((await self.call({"cmd": "get_loose_ends"}))["loose_ends"])
+                reminders = int((await self.call({"cmd": "count_pending_reminders"}))["count"])
+            except (WireError, KeyError, TypeError, ValueError):
+                pass
+        return loose, reminders
+
+    def _session_markers(self) -> tuple[bool, bool]:
+        """(a new session was asked for, a session exists)"""
+        return (os.path.lexists(self.state / NEW_SESSION_MARKER),
+                os.path.lexists(self.state / SESSION_MARKER))
+
+    def _pid_file(self, pid: int) -> None:
+        try:
+            (self.state / PID_FILE).write_text(f"{pid} {self.token}\n")
+        except OSError as e:
+            log.warning("cannot write %s: %s", PID_FILE, e)
+
+    def _mcp_config(self) -> str:
+        path = self.state / MCP_CONFIG
+        server = {"type": "stdio", "command": self.opts.mcp_command[0],
+                  "args": self.opts.mcp_command[1:], "env": {"HIVE_AGENT_SOCKET": self.opts.socket}}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"mcpServers": {"hive": server}}, indent=2))
+        os.replace(tmp, path)
+        return str(path)
+
+
+def _touch(path: Path) -> None:
+    try:
+        path.touch()
+    except OSError as e:
+        log.warning("cannot write %s: %s", path, e)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        log.warning("cannot remove %s: %s", path, e)
+
+
+def reap_orphan(pid_file: Path) -> None:
+    """Kill the claude group a killed harness left behind, if it is still that claude (its
+    environment carries the token written beside its pid)."""
+    try:
+        pid_s, token = pid_file.read_text().split()
+        environ = Path(f"/proc/{int(pid_s)}/environ").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        _unlink(pid_file)
+        return
+    if f"{claude.TURN_TOKEN_ENV}={token}".encode() in environ:
+        log.warning("killing claude left running by a previous harness pid=%s", pid_s)
+        claude.killpg(int(pid_s))
+    _unlink(pid_file)
+
+
+# --- the command -----------------------------------------------------------------------------
+def options(argv: Sequence[str] | None = None) -> Options:
+    p = argparse.ArgumentParser(prog="hive-core agent run",
+                                description="Run the agent's turn loop: one claude turn per "
+                                            "message from the hive.")
+    p.add_argument("--socket", default=os.environ.get("HIVE_AGENT_SOCKET", "/run/hive/mcp.sock"),
+                   help="the agent socket (default $HIVE_AGENT_SOCKET)")
+    p.add_argument("--state-dir", default=".", help="the agent's state dir (default: cwd)")
+    p.add_argument("--claude-command", help="claude command line (shell words; default "
+                   "$HIVE_CLAUDE_COMMAND, else `claude`)")
+    p.add_argument("--model", help="claude model (default: agent.toml [claude] model)")
+    p.add_argument("--rate-limit-wait", type=float, help="seconds to wait when rate limited "
+                   "(default 300)")
+    p.add_argument("--turn-timeout", type=float, help="seconds a turn may take (default 3600)")
+    p.add_argument("--stop-grace", type=float, help="seconds a running turn gets on SIGTERM "
+                   "(default 8)")
+    p.add_argument("--config", help="agent.toml whose [claude] table gives defaults")
+    a = p.parse_args(argv)
+    table: dict[str, Any] = {}
+    if a.config:
+        with open(a.config, "rb") as f:
+            table = tomllib.load(f).get("claude", {})
+    cmd = a.claude_command or os.environ.get("HIVE_CLAUDE_COMMAND") or "claude"
+    picked = {k: v for k, v in {
+        "model": a.model or table.get("model"),
+        "rate_limit_wait": a.rate_limit_wait or table.get("rate_limit_wait"),
+        "turn_timeout": a.turn_timeout or table.get("turn_timeout"),
+        "stop_grace": a.stop_grace,
+    }.items() if v is not None}
+    return Options(socket=a.socket, state_dir=Path(a.state_dir).absolute(),
+                   claude_command=shlex.split(cmd),
+                   manager=os.environ.get("HIVE_AGENT_NAME") == "manager", **picked)
+
+
+async def serve(opts: Options) -> None:
+    harness = Harness(opts)
+    async with trio.open_nursery() as nursery:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            nursery.start_soon(_on_signals, signals, harness)
+            await harness.run()
+            nursery.cancel_scope.cancel()
+
+
+async def _on_signals(signals: Any, harness: Harness) -> None:
+    async for _ in signals:
+        log.info("stop requested: no new turn")
+        harness.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    trio.run(serve, options(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
