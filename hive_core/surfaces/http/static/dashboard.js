@@ -7,7 +7,7 @@
 //   sections always show the live hive.
 // - Events that lack their full row trigger one snapshot re-fetch (coalesced), never a timer.
 
-import { Live, act, call } from "./api.js";
+import { Live, act, call, getJSON } from "./api.js";
 import { HiveState } from "./state.js";
 import { renderNeeds } from "./needs.js";
 import { Flow } from "./flow.js";
@@ -146,6 +146,7 @@ const live = new Live({
     el.textContent = s;
   },
   onSnapshot: (snap) => {
+    if (state.seq < 0) backfillFlow(snap.seq);
     state.load(snap);
     state.needRefresh = false;
     if (!replay.active) graph.sync(state.agents.values());
@@ -164,6 +165,14 @@ const live = new Live({
     redraw();
   },
 });
+
+// The flow starts with the last messages before the page opened (one bounded history page).
+async function backfillFlow(seq) {
+  try {
+    const page = await getJSON(`/dashboard/history?since_seq=${Math.max(0, seq - 300)}&limit=300`);
+    flow.backfill((page.events || []).filter((e) => e.seq <= seq));
+  } catch { /* no history: the flow starts empty */ }
+}
 
 const replay = new Replay($("replay"), {
   enter: (rows) => { flow.setMode("replay"); graph.reset(rows, "replay"); },

@@ -61,6 +61,15 @@ export class Flow {
     if (this.mode === "live") this.enqueue(line);
   }
 
+  // Older events (a history page read at load), placed before the live lines.
+  backfill(events) {
+    const first = this.live.length ? this.live[0].seq : Infinity;
+    const lines = events.filter((e) => e.seq < first).map((e) => this.lineOf(e)).filter(Boolean);
+    if (!lines.length) return;
+    this.live = [...lines, ...this.live].slice(-MAX);
+    if (this.mode === "live") this.setMode("live");
+  }
+
   replayEvent(ev) {
     if (this.mode !== "replay") return;
     const line = this.lineOf(ev);

@@ -307,7 +307,7 @@ export class Graph {
       for (const n of nodes) if (!n.el.isConnected) this.gNodes.append(n.el);
       for (const l of this.links) if (!l.el.isConnected) this.gLinks.append(l.el);
       this.sim.nodes(nodes);
-      this.sim.force("link").links(this.links);
+      this.sim.force("link").links(this.links.slice()); // a copy: add() pushes to ours between frames
       this.root.classList.toggle("crowded", nodes.length > 70);
       this.sim.alpha(Math.max(this.sim.alpha(), 0.4)).restart();
     }

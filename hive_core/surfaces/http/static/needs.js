@@ -7,12 +7,12 @@
 // - Buttons disable while their request is in flight; the error sentence goes to a toast and
 //   inline on the card.
 
-import { act, call } from "./api.js";
+import { call } from "./api.js";
 import { h, ago, clock, shortSha, toast } from "./ui.js";
 
 const DIFF_LINES_MAX = 4000;
 
-function keyed(box, items, keyOf, make, update) {
+export function keyed(box, items, keyOf, make, update) {
   const seen = new Set();
   let prev = null;
   for (const item of items) {
@@ -56,7 +56,7 @@ async function run(card, verb, fields, okText) {
 
 // ---- approvals ----
 
-function approvalCard(a) {
+export function approvalCard(a) {
   const note = h("input", { class: "deny-note", placeholder: "note (optional)", "data-testid": `deny-note-${a.id}` });
   const approve = h("button", { class: "btn approve", "data-testid": `approve-${a.id}` }, "Approve");
   const deny = h("button", { class: "btn deny", "data-testid": `deny-${a.id}` }, "Deny");
@@ -77,7 +77,7 @@ function approvalCard(a) {
   return card;
 }
 
-function updateApproval(card, a) {
+export function updateApproval(card, a) {
   card.querySelector(".kind").textContent = a.kind;
   card.querySelector(".kind").className = `kind k-${a.kind}`;
   const agent = card.querySelector(".agent");
@@ -132,7 +132,7 @@ export function renderDiff({ subject, stat, diff }) {
 
 // ---- questions ----
 
-function questionCard(q) {
+export function questionCard(q) {
   const input = h("input", { class: "answer", placeholder: "answer", "data-testid": `answer-${q.id}` });
   const send = h("button", { class: "btn send-answer", "data-testid": `send-answer-${q.id}` }, "Answer");
   const cancel = h("button", { class: "btn small cancel", title: "withdraw this question" }, "cancel");
@@ -140,8 +140,7 @@ function questionCard(q) {
     h("div", { class: "line" }, h("span", { class: "kind k-question" }, "question"),
       h("span", { class: "agent" }), h("span", { class: "when muted" }), h("span", { class: "id muted" }, `#${q.id}`)),
     h("div", { class: "desc qtext" }),
-    h("div", { class: "options" }),
-    h("div", { class: "actions" }, input, send, cancel, h("span", { class: "err" })));
+    h("div", { class: "actions" }, h("span", { class: "options" }), input, send, cancel, h("span", { class: "err" })));
   const answer = (text) => {
     if (!text.trim()) { inlineError(card, "an answer is needed"); return; }
     run(card, "answer", { id: q.id, answer: text }, `answered #${q.id}`);
@@ -156,7 +155,7 @@ function questionCard(q) {
   return card;
 }
 
-function updateQuestion(card, q) {
+export function updateQuestion(card, q) {
   card.querySelector(".agent").replaceChildren(h("a", { href: `/agents/${encodeURIComponent(q.asker)}` }, q.asker));
   const when = q.deadline ? `${ago(q.asked_at)} ago · deadline ${clock(q.deadline)}` : `${ago(q.asked_at)} ago`;
   card.querySelector(".when").textContent = when;
@@ -200,4 +199,3 @@ export function renderNeeds(state) {
   return { approvals: approvals.length, questions: questions.length, failed: failed.length };
 }
 
-export { act };

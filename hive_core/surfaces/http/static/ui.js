@@ -129,7 +129,7 @@ export function chips(row, extra = {}) {
   if (extra.crashes) chip("crash", `crash ×${extra.crashes}`, extra.crashNote || "crashed");
   if (row.needs_update) chip("warn", "update", "needs update");
   if (row.needs_login) chip("warn", "login", "needs login");
-  if (row.pending_reminders) chip("reminders", `⏰${row.pending_reminders}`, `${row.pending_reminders} pending reminder(s)`);
+  if (row.pending_reminders) chip("reminders", `rem ${row.pending_reminders}`, `${row.pending_reminders} pending reminder(s)`);
   if (extra.budgetWarning) chip("warn", "budget", extra.budgetWarning);
   return out;
 }
