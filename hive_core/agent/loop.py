@@ -181,7 +181,9 @@ class Harness:
         self.notes: list[str] = []
         self.stopping = False
         self.turns = 0  # claude runs finished
+        self.completed = 0  # turns finished (acked or not)
         self.pause_checks = 0
+        self.kicks = 0  # lifecycle-only messages acked without a turn
         self.progress = trio.lowlevel.ParkingLot()  # unparked on every turn and pause check
         self.model: str | None = opts.model
         self._conn: Connection | None = None
@@ -282,6 +284,8 @@ class Harness:
             if all(lifecycle_only(m) for m in msgs):
                 await self.call({"cmd": "ack_turn", "ids": [m["id"] for m in msgs]})
                 self.notes += [str(m["body"]) for m in msgs]
+                self.kicks += len(msgs)
+                self.progress.unpark_all()
                 continue
             return msgs
 
@@ -338,6 +342,8 @@ class Harness:
             note = f"{kind}: {outcome.summary.result or f'exit code {outcome.exit_code}'}"
         self.bus.emit(busmod.TurnEnd(ok=kind == "ok", note=note))
         self.set_state("idle")
+        self.completed += 1
+        self.progress.unpark_all()
 
     async def attempt(self, prompt: str, wake_from: str, resume: bool | None = None
                       ) -> claude.Outcome:

@@ -123,3 +123,15 @@ async def wait_turns(h: Harness, n: int) -> None:
     """Until `h` finished `n` claude runs (a counter the harness bumps; no sleeping)."""
     while h.turns < n:
         await h.progress.park()
+
+
+async def wait_completed(h: Harness, n: int) -> None:
+    """Until `h` finished `n` turns, ack included."""
+    while h.completed < n:
+        await h.progress.park()
+
+
+async def wait_for(h: Harness, predicate: Any) -> None:
+    """Until `predicate()` holds, looked at each time the harness reports progress."""
+    while not predicate():
+        await h.progress.park()

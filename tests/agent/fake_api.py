@@ -39,7 +39,7 @@ def cost_usd(input_tokens: int, output_tokens: int) -> float:
 
 @attrs.frozen(kw_only=True)
 class Step:
-    kind: str  # text | tool | prompt_too_long | rate_limit | hold
+    kind: str  # text | tool | prompt_too_long | rate_limit | bad_request | hold
     text: str = ""
     tool: str = ""
     input: dict[str, Any] = attrs.Factory(dict)
@@ -64,6 +64,10 @@ def prompt_too_long() -> Step:
 
 def rate_limit() -> Step:
     return Step(kind="rate_limit")
+
+
+def bad_request(message: str = "the fake API refuses this request") -> Step:
+    return Step(kind="bad_request", text=message)
 
 
 def hold(release: threading.Event, then: str = "released") -> Step:
@@ -158,6 +162,9 @@ class FakeAPI:
                     self._json(400, {"type": "error", "error": {
                         "type": "invalid_request_error",
                         "message": "prompt is too long: 212345 tokens > 200000 maximum"}})
+                elif step.kind == "bad_request":
+                    self._json(400, {"type": "error", "error": {
+                        "type": "invalid_request_error", "message": step.text}})
                 elif step.kind == "rate_limit":
                     self._json(429, {"type": "error", "error": {
                         "type": "rate_limit_error", "message": "Number of request tokens has "
