@@ -228,6 +228,7 @@ class Harness:
             await self.call({"cmd": "requeue_inflight"})
             self.set_state("idle")
             task_status.started()
+            log.info("harness ready socket=%s state_dir=%s", self.opts.socket, self.state)
             while not self.stopping:
                 msgs: list[dict[str, Any]] = []
                 with trio.CancelScope() as self._idle_scope:

@@ -1,8 +1,8 @@
 """A stand-in `claude` for what the real CLI cannot be made to do on demand.
 
 Usage: stand_in_claude.py MODE [ARG] [claude's own arguments, ignored]
-- `hang PIDFILE`: print an init line, start a child that sleeps (its pid in PIDFILE), then
-  hang (the harness must kill the whole group);
+- `hang PIDFILE`: print an init line, start a child that sleeps (its pid in PIDFILE), say
+  "child started", then hang (the harness must kill the whole group);
 - `garbage`: lines that are not stream-json between good ones, then an OK result;
 - `huge`: a 10 MiB line, then an OK turn;
 - `die-mid-line`: an init line, then half a line, and exit 1 without its newline.
@@ -36,6 +36,8 @@ def main() -> None:
         with open(sys.argv[2] + ".tmp", "w") as f:
             f.write(str(child.pid))
         os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+        out({"type": "assistant", "message": {"model": "stand-in-model", "content": [
+            {"type": "text", "text": "child started"}]}, "parent_tool_use_id": None})
         time.sleep(3600)
     elif mode == "garbage":
         sys.stdout.write("this is not json\n[1, 2, 3]\n{\"half\": \n\n")
