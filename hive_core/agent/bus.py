@@ -182,7 +182,8 @@ class EventBus:
             rows = [(ev.ts, ev.event.kind, json.dumps(ev.event.payload(), ensure_ascii=False,
                                                       default=str)) for ev in batch]
             try:
-                await trio.to_thread.run_sync(self._insert, rows)
+                with trio.CancelScope(shield=True):  # a batch taken is a batch written
+                    await trio.to_thread.run_sync(self._insert, rows)
                 self.written += len(rows)
             except (sqlite3.Error, OSError) as e:
                 self.dropped += len(rows)
