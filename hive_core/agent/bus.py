@@ -1,5 +1,5 @@
-"""The agent's event bus: what happened in its turns, live (with a per-process `seq`) and as
-history in `<state dir>/hyperhive-events.sqlite`.
+"""The agent's events: its bus (what happened in its turns, live with a per-process `seq`, and
+as history in `<state dir>/hyperhive-events.sqlite`), and the activity reports to the daemon.
 
 Rules kept here:
 - `emit` never blocks and never fails: it stamps `seq`, hands the event to live subscribers and
@@ -12,7 +12,10 @@ Rules kept here:
   `emit`;
 - table `events (id, ts, kind, payload_json)`: `ts` in unix seconds (the daemon's vacuum sweeps
   by it, `store/agent_files.py`), `payload_json` the event's own JSON with its `kind`; a `stream`
-  event is claude's stream-json object with `kind: "stream"` added.
+  event is claude's stream-json object with `kind: "stream"` added;
+- activity goes to the daemon (`activity {events}`, at most 64 a request) from a bounded buffer
+  in a task of its own; what the daemon refuses (`limit`, `unknown_command`) or what cannot be
+  sent is dropped and counted, never retried or queued without bound.
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ from typing import Any, ClassVar
 
 import attrs
 import trio
+
+from hive_wire.client import Connection
+from hive_wire.errors import WireError
+
+from .claude import Activity
 
 log = logging.getLogger("hive_core.agent.bus")
 
@@ -47,8 +55,7 @@ class BusEvent:
 
     def payload(self) -> dict[str, Any]:
         fields = attrs.asdict(self, recurse=False)
-        return {"kind": self.kind, **{k.rstrip("_"): v for k, v in fields.items()
-                                      if v is not None}}
+        return {"kind": self.kind, **{k.rstrip("_"): v for k, v in fields.items() if v is not None}}
 
 
 @attrs.frozen(kw_only=True)
@@ -117,8 +124,9 @@ class LiveEvent:
 
 
 class EventBus:
-    def __init__(self, path: Path | None, *, max_pending: int = 10_000,
-                 subscriber_buffer: int = 256) -> None:
+    def __init__(
+        self, path: Path | None, *, max_pending: int = 10_000, subscriber_buffer: int = 256
+    ) -> None:
         self.path = path
         self.seq = 0
         self.dropped = 0  # events never written (queue full or a failed write)
@@ -179,16 +187,23 @@ class EventBus:
         while self._pending:
             batch = list(self._pending)
             self._pending.clear()
-            rows = [(ev.ts, ev.event.kind, json.dumps(ev.event.payload(), ensure_ascii=False,
-                                                      default=str)) for ev in batch]
+            rows = [
+                (
+                    ev.ts,
+                    ev.event.kind,
+                    json.dumps(ev.event.payload(), ensure_ascii=False, default=str),
+                )
+                for ev in batch
+            ]
             try:
                 with trio.CancelScope(shield=True):  # a batch taken is a batch written
                     await trio.to_thread.run_sync(self._insert, rows)
                 self.written += len(rows)
             except (sqlite3.Error, OSError) as e:
                 self.dropped += len(rows)
-                log.warning("event history write failed path=%s events=%d error=%s",
-                            self.path, len(rows), e)
+                log.warning(
+                    "event history write failed path=%s events=%d error=%s", self.path, len(rows), e
+                )
                 self._close_quietly()
         self._idle.set()
 
@@ -204,7 +219,8 @@ class EventBus:
             self._conn = conn
         with self._conn:
             self._conn.executemany(
-                "INSERT INTO events (ts, kind, payload_json) VALUES (?, ?, ?)", rows)
+                "INSERT INTO events (ts, kind, payload_json) VALUES (?, ?, ?)", rows
+            )
 
     def _close_quietly(self) -> None:
         if self._conn is not None:
@@ -219,8 +235,65 @@ def history(path: Path, limit: int = 2000) -> list[dict[str, Any]]:
     """The last `limit` events of a history file, oldest first (blocking; for readers)."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
     try:
-        rows = conn.execute("SELECT ts, payload_json FROM events ORDER BY id DESC LIMIT ?",
-                            (limit,)).fetchall()
+        rows = conn.execute(
+            "SELECT ts, payload_json FROM events ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
     finally:
         conn.close()
     return [{"ts": ts, **json.loads(p)} for ts, p in reversed(rows)]
+
+
+# --- activity: what the daemon learns of the turns --------------------------------------------
+class ActivityReporter:
+    """`activity` requests from a bounded buffer, in a task of their own: `add` never waits.
+    What the daemon refuses (`limit`, `unknown_command`, ...) or what cannot be sent is
+    dropped and counted."""
+
+    def __init__(self, socket: str, max_buffer: int = 1024, batch: int = 64) -> None:
+        self.socket = socket
+        self.max_buffer, self.batch = max_buffer, batch
+        self.sent = self.dropped = 0
+        self._buf: deque[dict[str, Any]] = deque()
+        self._wake = trio.Event()
+        self._idle = trio.Event()
+        self._idle.set()
+
+    def add(self, act: Activity) -> None:
+        if len(self._buf) >= self.max_buffer:
+            self.dropped += 1
+            return
+        self._buf.append(act.wire())
+        self._idle = trio.Event() if self._idle.is_set() else self._idle
+        self._wake.set()
+
+    async def flushed(self) -> None:
+        await self._idle.wait()
+
+    async def run(self) -> None:
+        conn: Connection | None = None
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                while self._buf:
+                    events = [self._buf.popleft() for _ in range(min(self.batch, len(self._buf)))]
+                    try:
+                        conn = conn or await Connection.open(self.socket)
+                        with trio.fail_after(10):
+                            await conn.call({"cmd": "activity", "events": events})
+                        self.sent += len(events)
+                    except WireError as e:
+                        self.dropped += len(events)
+                        log.debug("activity refused code=%s error=%s", e.code, e)
+                    except (OSError, EOFError, trio.BrokenResourceError, trio.TooSlowError) as e:
+                        self.dropped += len(events)
+                        log.info("activity not sent (%s); dropped %d", e, len(events))
+                        if conn is not None:
+                            with trio.CancelScope(shield=True):
+                                await conn.aclose()
+                            conn = None
+                self._idle.set()
+        finally:
+            if conn is not None:
+                with trio.CancelScope(shield=True):
+                    await conn.aclose()

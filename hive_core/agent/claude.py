@@ -211,8 +211,9 @@ class StreamParser:
             if isinstance(obj.get("model"), str):
                 self.summary.model = obj["model"]
         elif sub == "status":
-            return self._set_state("compacting" if obj.get("status") == "compacting"
-                                   else "thinking")
+            return self._set_state(
+                "compacting" if obj.get("status") == "compacting" else "thinking"
+            )
         elif sub == "compact_boundary":
             self.summary.compacted = True
         elif sub == "api_retry" and obj.get("error_status") == 429:
@@ -247,8 +248,11 @@ class StreamParser:
                     self._subagents.add(bid)
                     inp = block.get("input")
                     desc = inp.get("description") if isinstance(inp, Mapping) else None
-                    out.append(SubagentStart(
-                        id=bid, description=preview(desc) if isinstance(desc, str) else None))
+                    out.append(
+                        SubagentStart(
+                            id=bid, description=preview(desc) if isinstance(desc, str) else None
+                        )
+                    )
             elif block.get("type") == "text" and isinstance(block.get("text"), str):
                 if block["text"]:
                     out.append(Text(preview=preview(block["text"])))
@@ -287,6 +291,7 @@ class StreamParser:
         s.num_turns = obj.get("num_turns") if isinstance(obj.get("num_turns"), int) else None
         models = obj.get("modelUsage")
         if isinstance(models, Mapping) and models:  # the model that cost most
+
             def cost_of(name: str) -> float:
                 entry = models[name]
                 return float(entry.get("costUSD") or 0) if isinstance(entry, Mapping) else 0.0
@@ -338,12 +343,22 @@ class LineSplitter:
 
 
 # --- the command line and the process --------------------------------------------------------
-def command(base: Sequence[str], *, mcp_config: str, tools: Sequence[str],
-            resume: bool, model: str | None) -> list[str]:
+def command(
+    base: Sequence[str], *, mcp_config: str, tools: Sequence[str], resume: bool, model: str | None
+) -> list[str]:
     """The claude argv (the prompt goes on stdin: `--allowedTools` would swallow it)."""
-    argv = [*base, "--print", "--verbose", "--output-format", "stream-json",
-            "--mcp-config", mcp_config, "--strict-mcp-config",
-            "--allowedTools", ",".join(tools)]
+    argv = [
+        *base,
+        "--print",
+        "--verbose",
+        "--output-format",
+        "stream-json",
+        "--mcp-config",
+        mcp_config,
+        "--strict-mcp-config",
+        "--allowedTools",
+        ",".join(tools),
+    ]
     if resume:
         argv.append("--continue")
     if model:
@@ -353,8 +368,13 @@ def command(base: Sequence[str], *, mcp_config: str, tools: Sequence[str],
 
 def environment(base: Mapping[str, str], *, socket: str, token: str) -> dict[str, str]:
     """The hive tools present from the first request (claude-code-fixtures/README.md)."""
-    return {**base, "MCP_CONNECTION_NONBLOCKING": "0", "ENABLE_TOOL_SEARCH": "false",
-            "HIVE_AGENT_SOCKET": socket, TURN_TOKEN_ENV: token}
+    return {
+        **base,
+        "MCP_CONNECTION_NONBLOCKING": "0",
+        "ENABLE_TOOL_SEARCH": "false",
+        "HIVE_AGENT_SOCKET": socket,
+        TURN_TOKEN_ENV: token,
+    }
 
 
 @attrs.define(kw_only=True)
@@ -378,16 +398,29 @@ def killpg(pgid: int, sig: int = signal.SIGKILL) -> None:
         pass
 
 
-async def run(argv: Sequence[str], *, env: Mapping[str, str], cwd: str, prompt: str,
-              sink: Sink, time_limit: float, parser: StreamParser | None = None,
-              started: Callable[[int], None] = lambda pid: None) -> Outcome:
+async def run(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str,
+    prompt: str,
+    sink: Sink,
+    time_limit: float,
+    parser: StreamParser | None = None,
+    started: Callable[[int], None] = lambda pid: None,
+) -> Outcome:
     """One claude process: `sink(obj, outputs)` for each stdout line as it comes. If the
     caller cancels, the group is killed and `parser.summary` holds what was read."""
     parser = parser or StreamParser()
     outcome = Outcome(summary=parser.summary)
     proc = await trio.lowlevel.open_process(
-        list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=cwd, env=dict(env),
-        start_new_session=True)
+        list(argv),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=cwd,
+        env=dict(env),
+        start_new_session=True,
+    )
     started(proc.pid)
     try:
         with trio.move_on_after(time_limit) as deadline:

@@ -31,7 +31,6 @@ import signal
 import sys
 import time
 import tomllib
-from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,10 +48,28 @@ from .turn_stats import TurnRow, TurnStats
 
 log = logging.getLogger("hive_core.agent.loop")
 
-AGENT_TOOLS = ("recv", "send", "ask", "answer", "get_loose_ends", "cancel_loose_end", "remind",
-               "set_status", "whoami", "get_agent_meta")
-MANAGER_TOOLS = ("request_spawn", "request_apply_commit", "kill", "start", "restart", "rebuild",
-                 "get_logs", "list_agents")
+AGENT_TOOLS = (
+    "recv",
+    "send",
+    "ask",
+    "answer",
+    "get_loose_ends",
+    "cancel_loose_end",
+    "remind",
+    "set_status",
+    "whoami",
+    "get_agent_meta",
+)
+MANAGER_TOOLS = (
+    "request_spawn",
+    "request_apply_commit",
+    "kill",
+    "start",
+    "restart",
+    "rebuild",
+    "get_logs",
+    "list_agents",
+)
 PAUSED_MARKER = "paused"  # written by the daemon (lifecycle.set_paused)
 SESSION_MARKER = "hive-claude-session"  # a session exists: the next turn uses --continue
 NEW_SESSION_MARKER = "new-session"  # anyone may create it: the next turn starts fresh
@@ -115,68 +132,13 @@ def wake_prompt(msgs: Sequence[dict[str, Any]], notes: Sequence[str], unread: in
     return "\n".join(out)
 
 
-class ActivityReporter:
-    """`activity` requests from a bounded buffer, in a task of their own: `add` never waits.
-    What the daemon refuses (`limit`, `unknown_command`, ...) or what cannot be sent is
-    dropped and counted."""
-
-    def __init__(self, socket: str, max_buffer: int = 1024, batch: int = 64) -> None:
-        self.socket = socket
-        self.max_buffer, self.batch = max_buffer, batch
-        self.sent = self.dropped = 0
-        self._buf: deque[dict[str, Any]] = deque()
-        self._wake = trio.Event()
-        self._idle = trio.Event()
-        self._idle.set()
-
-    def add(self, act: claude.Activity) -> None:
-        if len(self._buf) >= self.max_buffer:
-            self.dropped += 1
-            return
-        self._buf.append(act.wire())
-        self._idle = trio.Event() if self._idle.is_set() else self._idle
-        self._wake.set()
-
-    async def flushed(self) -> None:
-        await self._idle.wait()
-
-    async def run(self) -> None:
-        conn: Connection | None = None
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake = trio.Event()
-                while self._buf:
-                    events = [self._buf.popleft() for _ in range(min(self.batch, len(self._buf)))]
-                    try:
-                        conn = conn or await Connection.open(self.socket)
-                        with trio.fail_after(10):
-                            await conn.call({"cmd": "activity", "events": events})
-                        self.sent += len(events)
-                    except WireError as e:
-                        self.dropped += len(events)
-                        log.debug("activity refused code=%s error=%s", e.code, e)
-                    except (OSError, EOFError, trio.BrokenResourceError, trio.TooSlowError) as e:
-                        self.dropped += len(events)
-                        log.info("activity not sent (%s); dropped %d", e, len(events))
-                        if conn is not None:
-                            with trio.CancelScope(shield=True):
-                                await conn.aclose()
-                            conn = None
-                self._idle.set()
-        finally:
-            if conn is not None:
-                with trio.CancelScope(shield=True):
-                    await conn.aclose()
-
-
 class Harness:
     def __init__(self, opts: Options) -> None:
         self.opts = opts
         self.state = opts.state_dir
         self.bus = busmod.EventBus(self.state / "hyperhive-events.sqlite")
         self.stats = TurnStats(self.state / STATS_FILE)
-        self.reporter = ActivityReporter(opts.socket)
+        self.reporter = busmod.ActivityReporter(opts.socket)
         self.token = secrets.token_hex(8)
         self.notes: list[str] = []
         self.stopping = False
@@ -274,8 +236,7 @@ class Harness:
     async def next_messages(self) -> list[dict[str, Any]]:
         while True:
             await self.wait_unpaused()
-            got = await self.call({"cmd": "recv", "wait_seconds": self.opts.recv_wait,
-                                   "max": 32})
+            got = await self.call({"cmd": "recv", "wait_seconds": self.opts.recv_wait, "max": 32})
             msgs: list[dict[str, Any]] = got.get("messages", [])
             if not msgs:
                 continue
@@ -314,8 +275,13 @@ class Harness:
         except WireError:
             unread = 0
         wake_from = ", ".join(dict.fromkeys(str(m["from"]) for m in msgs))
-        self.bus.emit(busmod.TurnStart(from_=wake_from, unread=unread, body="\n\n".join(
-            str(m.get("body", "")) for m in msgs)))
+        self.bus.emit(
+            busmod.TurnStart(
+                from_=wake_from,
+                unread=unread,
+                body="\n\n".join(str(m.get("body", "")) for m in msgs),
+            )
+        )
         prompt = wake_prompt(msgs, self.notes, unread)
         compacted = False
         while True:
@@ -346,25 +312,41 @@ class Harness:
         self.completed += 1
         self.progress.unpark_all()
 
-    async def attempt(self, prompt: str, wake_from: str, resume: bool | None = None
-                      ) -> claude.Outcome:
+    async def attempt(
+        self, prompt: str, wake_from: str, resume: bool | None = None
+    ) -> claude.Outcome:
         """One claude run: the bus gets its lines, the daemon its activity, the stats a row."""
         fresh, has_session = self._session_markers()
         if resume is None:
             resume = has_session and not fresh
-        argv = claude.command(self.opts.claude_command, mcp_config=self._mcp_config(),
-                              tools=self.opts.tools, resume=resume, model=self.opts.model)
-        env = claude.environment(self.opts.env if self.opts.env is not None else os.environ,
-                                 socket=self.opts.socket, token=self.token)
+        argv = claude.command(
+            self.opts.claude_command,
+            mcp_config=self._mcp_config(),
+            tools=self.opts.tools,
+            resume=resume,
+            model=self.opts.model,
+        )
+        env = claude.environment(
+            self.opts.env if self.opts.env is not None else os.environ,
+            socket=self.opts.socket,
+            token=self.token,
+        )
         self.set_state("thinking")
         self.reporter.add(claude.TurnStart())
         parser = claude.StreamParser()
         started = time.time()
         outcome = claude.Outcome(summary=parser.summary)
         with trio.CancelScope() as self._turn_scope:
-            outcome = await claude.run(argv, env=env, cwd=str(self.state), prompt=prompt,
-                                       sink=self._sink, time_limit=self.opts.turn_timeout,
-                                       parser=parser, started=self._pid_file)
+            outcome = await claude.run(
+                argv,
+                env=env,
+                cwd=str(self.state),
+                prompt=prompt,
+                sink=self._sink,
+                time_limit=self.opts.turn_timeout,
+                parser=parser,
+                started=self._pid_file,
+            )
         self._turn_scope = None
         _unlink(self.state / PID_FILE)
         ended = time.time()
@@ -380,22 +362,36 @@ class Harness:
             self.bus.emit(busmod.ModelChanged(model=s.model))
         if s.usage:
             self.bus.emit(busmod.TokenUsageChanged(usage={**s.usage, "cost_usd": s.cost_usd}))
-        self.reporter.add(claude.TurnEnd(ok=kind == "ok", result_kind=kind,
-                                         duration_ms=duration_ms, usage=s.usage or {},
-                                         cost_usd=s.cost_usd, model=s.model))
+        self.reporter.add(
+            claude.TurnEnd(
+                ok=kind == "ok",
+                result_kind=kind,
+                duration_ms=duration_ms,
+                usage=s.usage or {},
+                cost_usd=s.cost_usd,
+                model=s.model,
+            )
+        )
         loose, reminders = await self._counts()
         note = None if kind == "ok" else (s.result or f"exit code {outcome.exit_code}")
         if prompt == "/compact":
             note = f"/compact: {note or 'ok'}"
-        await self.stats.record(TurnRow(
-            started_at=started, ended_at=ended, duration_ms=duration_ms, model=s.model,
-            wake_from=wake_from, result_kind=kind, cost_usd=s.cost_usd,
-            input_tokens=s.usage.get("input_tokens", 0),
-            output_tokens=s.usage.get("output_tokens", 0),
-            cache_read_tokens=s.usage.get("cache_read_tokens", 0),
-            cache_creation_tokens=s.usage.get("cache_creation_tokens", 0),
-            tool_calls=dict(s.tool_calls), open_loose_ends=loose, pending_reminders=reminders,
-            note=claude.preview(note, 1024) if note else None))
+        await self.stats.record(
+            TurnRow(
+                started_at=started,
+                ended_at=ended,
+                duration_ms=duration_ms,
+                model=s.model,
+                wake_from=wake_from,
+                result_kind=kind,
+                cost_usd=s.cost_usd,
+                **s.usage,
+                tool_calls=dict(s.tool_calls),
+                open_loose_ends=loose,
+                pending_reminders=reminders,
+                note=claude.preview(note, 1024) if note else None,
+            )
+        )
         self.turns += 1
         self.progress.unpark_all()
         return outcome
@@ -415,8 +411,10 @@ class Harness:
 
     def _session_markers(self) -> tuple[bool, bool]:
         """(a new session was asked for, a session exists)"""
-        return (os.path.lexists(self.state / NEW_SESSION_MARKER),
-                os.path.lexists(self.state / SESSION_MARKER))
+        return (
+            os.path.lexists(self.state / NEW_SESSION_MARKER),
+            os.path.lexists(self.state / SESSION_MARKER),
+        )
 
     def _pid_file(self, pid: int) -> None:
         try:
@@ -426,8 +424,12 @@ class Harness:
 
     def _mcp_config(self) -> str:
         path = self.state / MCP_CONFIG
-        server = {"type": "stdio", "command": self.opts.mcp_command[0],
-                  "args": self.opts.mcp_command[1:], "env": {"HIVE_AGENT_SOCKET": self.opts.socket}}
+        server = {
+            "type": "stdio",
+            "command": self.opts.mcp_command[0],
+            "args": self.opts.mcp_command[1:],
+            "env": {"HIVE_AGENT_SOCKET": self.opts.socket},
+        }
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"mcpServers": {"hive": server}}, indent=2))
         os.replace(tmp, path)
@@ -467,20 +469,28 @@ def reap_orphan(pid_file: Path) -> None:
 
 # --- the command -----------------------------------------------------------------------------
 def options(argv: Sequence[str] | None = None) -> Options:
-    p = argparse.ArgumentParser(prog="hive-core agent run",
-                                description="Run the agent's turn loop: one claude turn per "
-                                            "message from the hive.")
-    p.add_argument("--socket", default=os.environ.get("HIVE_AGENT_SOCKET", "/run/hive/mcp.sock"),
-                   help="the agent socket (default $HIVE_AGENT_SOCKET)")
+    p = argparse.ArgumentParser(
+        prog="hive-core agent run",
+        description="Run the agent's turn loop: one claude turn per message from the hive.",
+    )
+    p.add_argument(
+        "--socket",
+        default=os.environ.get("HIVE_AGENT_SOCKET", "/run/hive/mcp.sock"),
+        help="the agent socket (default $HIVE_AGENT_SOCKET)",
+    )
     p.add_argument("--state-dir", default=".", help="the agent's state dir (default: cwd)")
-    p.add_argument("--claude-command", help="claude command line (shell words; default "
-                   "$HIVE_CLAUDE_COMMAND, else `claude`)")
+    p.add_argument(
+        "--claude-command",
+        help="claude command line (shell words; default $HIVE_CLAUDE_COMMAND, else `claude`)",
+    )
     p.add_argument("--model", help="claude model (default: agent.toml [claude] model)")
-    p.add_argument("--rate-limit-wait", type=float, help="seconds to wait when rate limited "
-                   "(default 300)")
+    p.add_argument(
+        "--rate-limit-wait", type=float, help="seconds to wait when rate limited (default 300)"
+    )
     p.add_argument("--turn-timeout", type=float, help="seconds a turn may take (default 3600)")
-    p.add_argument("--stop-grace", type=float, help="seconds a running turn gets on SIGTERM "
-                   "(default 8)")
+    p.add_argument(
+        "--stop-grace", type=float, help="seconds a running turn gets on SIGTERM (default 8)"
+    )
     p.add_argument("--config", help="agent.toml whose [claude] table gives defaults")
     a = p.parse_args(argv)
     table: dict[str, Any] = {}
@@ -488,15 +498,23 @@ def options(argv: Sequence[str] | None = None) -> Options:
         with open(a.config, "rb") as f:
             table = tomllib.load(f).get("claude", {})
     cmd = a.claude_command or os.environ.get("HIVE_CLAUDE_COMMAND") or "claude"
-    picked = {k: v for k, v in {
-        "model": a.model or table.get("model"),
-        "rate_limit_wait": a.rate_limit_wait or table.get("rate_limit_wait"),
-        "turn_timeout": a.turn_timeout or table.get("turn_timeout"),
-        "stop_grace": a.stop_grace,
-    }.items() if v is not None}
-    return Options(socket=a.socket, state_dir=Path(a.state_dir).absolute(),
-                   claude_command=shlex.split(cmd),
-                   manager=os.environ.get("HIVE_AGENT_NAME") == "manager", **picked)
+    picked = {
+        k: v
+        for k, v in {
+            "model": a.model or table.get("model"),
+            "rate_limit_wait": a.rate_limit_wait or table.get("rate_limit_wait"),
+            "turn_timeout": a.turn_timeout or table.get("turn_timeout"),
+            "stop_grace": a.stop_grace,
+        }.items()
+        if v is not None
+    }
+    return Options(
+        socket=a.socket,
+        state_dir=Path(a.state_dir).absolute(),
+        claude_command=shlex.split(cmd),
+        manager=os.environ.get("HIVE_AGENT_NAME") == "manager",
+        **picked,
+    )
 
 
 async def serve(opts: Options) -> None:

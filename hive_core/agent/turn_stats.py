@@ -91,7 +91,9 @@ class TurnStats:
             with conn:
                 conn.execute(
                     f"INSERT INTO turn_stats ({', '.join(cols)}) "
-                    f"VALUES ({', '.join('?' for _ in cols)})", tuple(cols.values()))
+                    f"VALUES ({', '.join('?' for _ in cols)})",
+                    tuple(cols.values()),
+                )
         finally:
             conn.close()
 

@@ -40,8 +40,11 @@ SLEEPER = [sys.executable, "-c", "import time; time.sleep(3600)"]
 @pytest.fixture(scope="session")
 def claude_bin() -> str:
     if not os.access(CLAUDE, os.X_OK):
-        pytest.fail(f"the pinned Claude Code CLI is not installed at {CLAUDE}: run "
-                    f"`sh {HERE / 'install-claude-code.sh'}` (needs npm)", pytrace=False)
+        pytest.fail(
+            f"the pinned Claude Code CLI is not installed at {CLAUDE}: run "
+            f"`sh {HERE / 'install-claude-code.sh'}` (needs npm)",
+            pytrace=False,
+        )
     out = subprocess.run([CLAUDE, "--version"], capture_output=True, text=True, timeout=60)
     if out.returncode != 0:
         pytest.fail(f"{CLAUDE} --version failed: {out.stderr}", pytrace=False)
@@ -65,11 +68,17 @@ def claude_home() -> Iterator[Path]:
 
 @pytest.fixture
 def claude_env(fake_api: fake.FakeAPI, claude_home: Path) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items()
-            if not k.startswith(("ANTHROPIC_", "CLAUDE", "HIVE_"))}
-    return {**keep, "HOME": str(claude_home), "ANTHROPIC_BASE_URL": fake_api.url,
-            "ANTHROPIC_API_KEY": "fake-key", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-            "CLAUDE_CODE_MAX_RETRIES": "1"}
+    keep = {
+        k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE", "HIVE_"))
+    }
+    return {
+        **keep,
+        "HOME": str(claude_home),
+        "ANTHROPIC_BASE_URL": fake_api.url,
+        "ANTHROPIC_API_KEY": "fake-key",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "CLAUDE_CODE_MAX_RETRIES": "1",
+    }
 
 
 async def call(path: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -103,9 +112,17 @@ async def agent(hive: Any, claude_bin: str, claude_env: dict[str, str]) -> Agent
     await ok(host, {"cmd": "spawn", "name": "alice", "command": SLEEPER})
     socket = str(hive.paths.agent_socket("alice"))
     state = Path(hive.paths.agent_state("alice"))
-    opts = Options(socket=socket, state_dir=state, claude_command=[claude_bin], model=MODEL,
-                   env=claude_env, recv_wait=5, pause_poll=0.05, rate_limit_wait=0.5,
-                   turn_timeout=60)
+    opts = Options(
+        socket=socket,
+        state_dir=state,
+        claude_command=[claude_bin],
+        model=MODEL,
+        env=claude_env,
+        recv_wait=5,
+        pause_poll=0.05,
+        rate_limit_wait=0.5,
+        turn_timeout=60,
+    )
     return Agent(name="alice", socket=socket, state=state, host=host, options=opts)
 
 

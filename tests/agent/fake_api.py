@@ -52,10 +52,12 @@ def text(t: str, input_tokens: int = 1000, output_tokens: int = 10) -> Step:
     return Step(kind="text", text=t, input_tokens=input_tokens, output_tokens=output_tokens)
 
 
-def tool(name: str, args: dict[str, Any], input_tokens: int = 1000,
-         output_tokens: int = 10) -> Step:
-    return Step(kind="tool", tool=name, input=args, input_tokens=input_tokens,
-                output_tokens=output_tokens)
+def tool(
+    name: str, args: dict[str, Any], input_tokens: int = 1000, output_tokens: int = 10
+) -> Step:
+    return Step(
+        kind="tool", tool=name, input=args, input_tokens=input_tokens, output_tokens=output_tokens
+    )
 
 
 def prompt_too_long() -> Step:
@@ -141,15 +143,28 @@ class FakeAPI:
                 self.end_headers()
 
             def do_GET(self) -> None:
-                self._json(404, {"type": "error", "error": {"type": "not_found_error",
-                                                            "message": "fake: no such route"}})
+                self._json(
+                    404,
+                    {
+                        "type": "error",
+                        "error": {"type": "not_found_error", "message": "fake: no such route"},
+                    },
+                )
 
             def do_POST(self) -> None:
                 size = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(size) or b"{}")
                 if not self.path.startswith("/v1/messages") or "count_tokens" in self.path:
-                    self._json(404, {"type": "error", "error": {
-                        "type": "not_found_error", "message": f"fake: no {self.path}"}})
+                    self._json(
+                        404,
+                        {
+                            "type": "error",
+                            "error": {
+                                "type": "not_found_error",
+                                "message": f"fake: no {self.path}",
+                            },
+                        },
+                    )
                     return
                 step = api._next(body)
                 if step is None:
@@ -159,24 +174,43 @@ class FakeAPI:
                     step.release.wait(60)
                     step = text(step.text)
                 if step.kind == "prompt_too_long":
-                    self._json(400, {"type": "error", "error": {
-                        "type": "invalid_request_error",
-                        "message": "prompt is too long: 212345 tokens > 200000 maximum"}})
+                    self._json(
+                        400,
+                        {
+                            "type": "error",
+                            "error": {
+                                "type": "invalid_request_error",
+                                "message": "prompt is too long: 212345 tokens > 200000 maximum",
+                            },
+                        },
+                    )
                 elif step.kind == "bad_request":
-                    self._json(400, {"type": "error", "error": {
-                        "type": "invalid_request_error", "message": step.text}})
+                    self._json(
+                        400,
+                        {
+                            "type": "error",
+                            "error": {"type": "invalid_request_error", "message": step.text},
+                        },
+                    )
                 elif step.kind == "rate_limit":
-                    self._json(429, {"type": "error", "error": {
-                        "type": "rate_limit_error", "message": "Number of request tokens has "
-                        "exceeded your per-minute rate limit (fake)"}},
-                        {"retry-after": "0"})
+                    self._json(
+                        429,
+                        {
+                            "type": "error",
+                            "error": {
+                                "type": "rate_limit_error",
+                                "message": "Number of request tokens has "
+                                "exceeded your per-minute rate limit (fake)",
+                            },
+                        },
+                        {"retry-after": "0"},
+                    )
                 elif body.get("stream"):
                     self._sse(body, step)
                 else:
                     self._json(200, message(body, step))
 
-            def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None
-                      ) -> None:
+            def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(obj).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -208,48 +242,100 @@ def is_compaction(body: dict[str, Any]) -> bool:
             continue
         for block in msg["content"]:
             if block.get("type") == "text" and str(block.get("text", "")).startswith(
-                    COMPACTION_MARK):
+                COMPACTION_MARK
+            ):
                 return True
     return False
 
 
 def _blocks(step: Step) -> list[dict[str, Any]]:
     if step.kind == "tool":
-        return [{"type": "tool_use", "id": f"toolu_fake_{uuid.uuid4().hex[:16]}",
-                 "name": step.tool, "input": step.input}]
+        return [
+            {
+                "type": "tool_use",
+                "id": f"toolu_fake_{uuid.uuid4().hex[:16]}",
+                "name": step.tool,
+                "input": step.input,
+            }
+        ]
     return [{"type": "text", "text": step.text}]
 
 
 def message(body: dict[str, Any], step: Step) -> dict[str, Any]:
-    return {"id": f"msg_fake_{uuid.uuid4().hex[:16]}", "type": "message", "role": "assistant",
-            "model": body.get("model", "claude-sonnet-4-5"), "content": _blocks(step),
-            "stop_reason": "tool_use" if step.kind == "tool" else "end_turn",
-            "stop_sequence": None,
-            "usage": {"input_tokens": step.input_tokens, "output_tokens": step.output_tokens,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
+    return {
+        "id": f"msg_fake_{uuid.uuid4().hex[:16]}",
+        "type": "message",
+        "role": "assistant",
+        "model": body.get("model", "claude-sonnet-4-5"),
+        "content": _blocks(step),
+        "stop_reason": "tool_use" if step.kind == "tool" else "end_turn",
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": step.input_tokens,
+            "output_tokens": step.output_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        },
+    }
 
 
 def sse_events(body: dict[str, Any], step: Step) -> Iterator[tuple[str, dict[str, Any]]]:
     msg = message(body, step)
     blocks = msg["content"]
-    start = {**msg, "content": [], "stop_reason": None,
-             "usage": {**msg["usage"], "output_tokens": 1}}
+    start = {
+        **msg,
+        "content": [],
+        "stop_reason": None,
+        "usage": {**msg["usage"], "output_tokens": 1},
+    }
     yield "message_start", {"type": "message_start", "message": start}
     for i, block in enumerate(blocks):
         if block["type"] == "tool_use":
-            yield "content_block_start", {"type": "content_block_start", "index": i,
-                                          "content_block": {**block, "input": {}}}
-            yield "content_block_delta", {"type": "content_block_delta", "index": i, "delta": {
-                "type": "input_json_delta", "partial_json": json.dumps(block["input"])}}
+            yield (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": i,
+                    "content_block": {**block, "input": {}},
+                },
+            )
+            yield (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": i,
+                    "delta": {
+                        "type": "input_json_delta",
+                        "partial_json": json.dumps(block["input"]),
+                    },
+                },
+            )
         else:
-            yield "content_block_start", {"type": "content_block_start", "index": i,
-                                          "content_block": {"type": "text", "text": ""}}
-            yield "content_block_delta", {"type": "content_block_delta", "index": i,
-                                          "delta": {"type": "text_delta", "text": block["text"]}}
+            yield (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": i,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            )
+            yield (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": i,
+                    "delta": {"type": "text_delta", "text": block["text"]},
+                },
+            )
         yield "content_block_stop", {"type": "content_block_stop", "index": i}
-    yield "message_delta", {"type": "message_delta",
-                            "delta": {"stop_reason": msg["stop_reason"], "stop_sequence": None},
-                            "usage": {"output_tokens": step.output_tokens}}
+    yield (
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": msg["stop_reason"], "stop_sequence": None},
+            "usage": {"output_tokens": step.output_tokens},
+        },
+    )
     yield "message_stop", {"type": "message_stop"}
 
 

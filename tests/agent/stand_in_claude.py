@@ -16,10 +16,21 @@ import sys
 import time
 
 INIT = {"type": "system", "subtype": "init", "session_id": "stand-in", "model": "stand-in-model"}
-RESULT = {"type": "result", "subtype": "success", "is_error": False, "num_turns": 1,
-          "result": "stand-in done", "session_id": "stand-in", "total_cost_usd": 0.5,
-          "usage": {"input_tokens": 7, "output_tokens": 3, "cache_read_input_tokens": 2,
-                    "cache_creation_input_tokens": 1}}
+RESULT = {
+    "type": "result",
+    "subtype": "success",
+    "is_error": False,
+    "num_turns": 1,
+    "result": "stand-in done",
+    "session_id": "stand-in",
+    "total_cost_usd": 0.5,
+    "usage": {
+        "input_tokens": 7,
+        "output_tokens": 3,
+        "cache_read_input_tokens": 2,
+        "cache_creation_input_tokens": 1,
+    },
+}
 
 
 def out(obj: object) -> None:
@@ -36,18 +47,42 @@ def main() -> None:
         with open(sys.argv[2] + ".tmp", "w") as f:
             f.write(str(child.pid))
         os.rename(sys.argv[2] + ".tmp", sys.argv[2])
-        out({"type": "assistant", "message": {"model": "stand-in-model", "content": [
-            {"type": "text", "text": "child started"}]}, "parent_tool_use_id": None})
+        out(
+            {
+                "type": "assistant",
+                "message": {
+                    "model": "stand-in-model",
+                    "content": [{"type": "text", "text": "child started"}],
+                },
+                "parent_tool_use_id": None,
+            }
+        )
         time.sleep(3600)
     elif mode == "garbage":
-        sys.stdout.write("this is not json\n[1, 2, 3]\n{\"half\": \n\n")
-        out({"type": "assistant", "message": {"model": "stand-in-model", "content": [
-            {"type": "text", "text": "still here"}]}, "parent_tool_use_id": None})
+        sys.stdout.write('this is not json\n[1, 2, 3]\n{"half": \n\n')
+        out(
+            {
+                "type": "assistant",
+                "message": {
+                    "model": "stand-in-model",
+                    "content": [{"type": "text", "text": "still here"}],
+                },
+                "parent_tool_use_id": None,
+            }
+        )
         out(RESULT)
     elif mode == "huge":
         sys.stdout.write('{"type": "assistant", "pad": "' + "x" * (10 << 20) + '"}\n')
-        out({"type": "assistant", "message": {"model": "stand-in-model", "content": [
-            {"type": "text", "text": "after the big line"}]}, "parent_tool_use_id": None})
+        out(
+            {
+                "type": "assistant",
+                "message": {
+                    "model": "stand-in-model",
+                    "content": [{"type": "text", "text": "after the big line"}],
+                },
+                "parent_tool_use_id": None,
+            }
+        )
         out(RESULT)
     elif mode == "die-mid-line":
         sys.stdout.write('{"type": "assistant", "message": {"content": [{"type": "te')

@@ -18,7 +18,7 @@ import trio
 
 from hive_core.agent import bus as busmod
 from hive_core.agent import claude, turn_stats
-from hive_core.agent.loop import ActivityReporter
+from hive_core.agent.bus import ActivityReporter
 from hive_core.store import agent_files
 from hive_wire.codec import LineBuffer, encode_line
 
@@ -44,8 +44,7 @@ async def test_bus_history_is_written_in_batches_and_reads_back(tmp_path: Path) 
         assert seqs == list(range(1, len(events) + 1))
         await bus.flushed()
         got = [live.receive_nowait().wire() for _ in events]
-        assert got[0] == {"seq": 1, "kind": "turn_start", "from": "bob", "body": "hi",
-                          "unread": 2}
+        assert got[0] == {"seq": 1, "kind": "turn_start", "from": "bob", "body": "hi", "unread": 2}
         assert got[1] == {"seq": 2, "kind": "stream", "type": "system", "subtype": "init"}
         assert got[3] == {"seq": 4, "kind": "turn_end", "ok": True}
         nursery.cancel_scope.cancel()
@@ -98,10 +97,21 @@ async def test_a_slow_subscriber_misses_events_and_emit_goes_on() -> None:
 
 def row(**changes: Any) -> turn_stats.TurnRow:
     fields: dict[str, Any] = dict(
-        started_at=1_700_000_000.5, ended_at=1_700_000_002.0, duration_ms=1500, model="m",
-        wake_from="bob", result_kind="ok", input_tokens=10, output_tokens=2,
-        cache_read_tokens=3, cache_creation_tokens=4, cost_usd=0.25,
-        tool_calls={"Bash": 2, "mcp__hive__send": 1}, open_loose_ends=1, pending_reminders=0)
+        started_at=1_700_000_000.5,
+        ended_at=1_700_000_002.0,
+        duration_ms=1500,
+        model="m",
+        wake_from="bob",
+        result_kind="ok",
+        input_tokens=10,
+        output_tokens=2,
+        cache_read_tokens=3,
+        cache_creation_tokens=4,
+        cost_usd=0.25,
+        tool_calls={"Bash": 2, "mcp__hive__send": 1},
+        open_loose_ends=1,
+        pending_reminders=0,
+    )
     return turn_stats.TurnRow(**{**fields, **changes})
 
 
@@ -111,14 +121,28 @@ async def test_turn_stats_rows_have_the_spec_columns(tmp_path: Path) -> None:
     assert await stats.record(row(result_kind="timeout", note="killed", cost_usd=None))
     (first, second) = turn_stats.rows(tmp_path / turn_stats.FILE)
     assert {k: first[k] for k in first if k != "id"} == {
-        "started_at": 1_700_000_000.5, "ended_at": 1_700_000_002.0, "duration_ms": 1500,
-        "model": "m", "wake_from": "bob", "result_kind": "ok", "input_tokens": 10,
-        "output_tokens": 2, "cache_read_tokens": 3, "cache_creation_tokens": 4,
-        "cost_usd": 0.25, "tool_call_count": 3,
+        "started_at": 1_700_000_000.5,
+        "ended_at": 1_700_000_002.0,
+        "duration_ms": 1500,
+        "model": "m",
+        "wake_from": "bob",
+        "result_kind": "ok",
+        "input_tokens": 10,
+        "output_tokens": 2,
+        "cache_read_tokens": 3,
+        "cache_creation_tokens": 4,
+        "cost_usd": 0.25,
+        "tool_call_count": 3,
         "tool_call_breakdown_json": '{"Bash": 2, "mcp__hive__send": 1}',
-        "open_loose_ends": 1, "pending_reminders": 0, "note": None}
+        "open_loose_ends": 1,
+        "pending_reminders": 0,
+        "note": None,
+    }
     assert (second["result_kind"], second["note"], second["cost_usd"]) == (
-        "timeout", "killed", None)
+        "timeout",
+        "killed",
+        None,
+    )
     with pytest.raises(ValueError):
         row(result_kind="weird")
 
@@ -139,11 +163,17 @@ async def test_the_daemons_vacuum_sweeps_both_files(tmp_path: Path) -> None:
     stats = turn_stats.TurnStats(tmp_path / turn_stats.FILE)
     assert await stats.record(row())  # started 2023: old
     assert await stats.record(row(started_at=time.time(), ended_at=time.time()))
-    removed = agent_files.vacuum_all([tmp_path], {
-        "hyperhive-events.sqlite": time.time() - 3600,
-        "hyperhive-turn-stats.sqlite": time.time() - 3600})
-    assert removed == {str(tmp_path / "hyperhive-events.sqlite"): 0,
-                       str(tmp_path / turn_stats.FILE): 1}
+    removed = agent_files.vacuum_all(
+        [tmp_path],
+        {
+            "hyperhive-events.sqlite": time.time() - 3600,
+            "hyperhive-turn-stats.sqlite": time.time() - 3600,
+        },
+    )
+    assert removed == {
+        str(tmp_path / "hyperhive-events.sqlite"): 0,
+        str(tmp_path / turn_stats.FILE): 1,
+    }
     assert len(turn_stats.rows(tmp_path / turn_stats.FILE)) == 1
 
 
@@ -179,8 +209,9 @@ async def test_activity_goes_in_batches_of_64_and_refusals_are_dropped() -> None
     path = os.path.join(short, "a.sock")
     refused = {"ok": False, "code": "limit", "error": "too many events"}
     unknown = {"ok": False, "code": "unknown_command", "error": "no such verb"}
-    server = StandInSocket([{"ok": True, "accepted": 64}, refused, unknown,
-                            {"ok": True, "accepted": 2}])
+    server = StandInSocket(
+        [{"ok": True, "accepted": 64}, refused, unknown, {"ok": True, "accepted": 2}]
+    )
     reporter = ActivityReporter(path, max_buffer=64 * 3 + 2)
     for i in range(64 * 3 + 2 + 10):  # 10 past the buffer: dropped at once
         reporter.add(claude.ToolUse(tool=f"t{i}"))

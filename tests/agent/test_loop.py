@@ -3,6 +3,8 @@ harness run in the test's trio loop over the agent socket of a real daemon (`hiv
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +15,8 @@ from hive_core.agent import turn_stats
 from hive_core.agent.loop import REDELIVERED, Harness
 
 from . import fake_api as fake
-from .conftest import Agent, ok, wait_completed, wait_for
+from .conftest import STAND_IN, Agent, ok, wait_completed, wait_for
+from .test_process import wait_gone
 
 
 def user_text(request: dict[str, Any]) -> str:
@@ -36,7 +39,8 @@ async def inflight(agent: Agent) -> int:
 
 
 async def test_a_message_wakes_a_turn_that_is_acked(
-        agent: Agent, running: Harness, fake_api: fake.FakeAPI) -> None:
+    agent: Agent, running: Harness, fake_api: fake.FakeAPI
+) -> None:
     fake_api.add(fake.text("hello operator", input_tokens=1200, output_tokens=30))
     sent = await ok(agent.host, {"cmd": "send", "to": "alice", "body": "ping from the test"})
     with trio.fail_after(60):
@@ -63,21 +67,22 @@ async def test_a_message_wakes_a_turn_that_is_acked(
     kinds = [e["kind"] for e in events]
     assert kinds.index("turn_start") < kinds.index("turn_end")
     start = next(e for e in events if e["kind"] == "turn_start")
-    assert (start["from"], start["body"], start["unread"]) == (
-        "operator", "ping from the test", 0)
+    assert (start["from"], start["body"], start["unread"]) == ("operator", "ping from the test", 0)
     streams = [e for e in events if e["kind"] == "stream"]
     assert [s["type"] for s in streams] == ["system", "assistant", "result"]
     assert streams[-1]["result"] == "hello operator"
     assert next(e for e in events if e["kind"] == "turn_end")["ok"] is True
     usage = next(e for e in events if e["kind"] == "token_usage_changed")["usage"]
     assert usage["input_tokens"] == 1200 and usage["cost_usd"] == pytest.approx(
-        fake.cost_usd(1200, 30))
+        fake.cost_usd(1200, 30)
+    )
     states = [e["state"] for e in events if e["kind"] == "turn_state_changed"]
     assert states == ["idle", "thinking", "idle"]
 
 
 async def test_a_failed_turn_is_not_acked_and_comes_back_flagged(
-        agent: Agent, running: Harness, fake_api: fake.FakeAPI) -> None:
+    agent: Agent, running: Harness, fake_api: fake.FakeAPI
+) -> None:
     fake_api.add(fake.bad_request(), fake.text("second time lucky"))
     await ok(agent.host, {"cmd": "send", "to": "alice", "body": "try me"})
     with trio.fail_after(60):
@@ -92,12 +97,15 @@ async def test_a_failed_turn_is_not_acked_and_comes_back_flagged(
     second = user_text(fake_api.model_requests()[-1])
     assert REDELIVERED in second and "try me" in second
     assert [r["result_kind"] for r in turn_stats.rows(agent.state / turn_stats.FILE)] == [
-        "failed", "ok"]
+        "failed",
+        "ok",
+    ]
     assert await inflight(agent) == 0
 
 
 async def test_prompt_too_long_compacts_once_and_retries(
-        agent: Agent, running: Harness, fake_api: fake.FakeAPI) -> None:
+    agent: Agent, running: Harness, fake_api: fake.FakeAPI
+) -> None:
     fake_api.add(fake.text("first answer"))
     await ok(agent.host, {"cmd": "send", "to": "alice", "body": "one"})
     with trio.fail_after(60):
@@ -109,18 +117,26 @@ async def test_prompt_too_long_compacts_once_and_retries(
     assert fake_api.compactions == 1
     rows = turn_stats.rows(agent.state / turn_stats.FILE)
     assert [(r["result_kind"], r["note"]) for r in rows] == [
-        ("ok", None), ("prompt_too_long", rows[1]["note"]), ("ok", "/compact: ok"), ("ok", None)]
+        ("ok", None),
+        ("prompt_too_long", rows[1]["note"]),
+        ("ok", "/compact: ok"),
+        ("ok", None),
+    ]
     assert rows[1]["note"].startswith("Prompt is too long")
     assert rows[2]["cost_usd"] == pytest.approx(fake.cost_usd(500, 20))  # the compaction's
     assert await inflight(agent) == 0
     await running.bus.flushed()
-    states = [e["state"] for e in busmod.history(agent.state / "hyperhive-events.sqlite")
-              if e["kind"] == "turn_state_changed"]
+    states = [
+        e["state"]
+        for e in busmod.history(agent.state / "hyperhive-events.sqlite")
+        if e["kind"] == "turn_state_changed"
+    ]
     assert "compacting" in states
 
 
 async def test_prompt_too_long_twice_leaves_the_message_unacked(
-        agent: Agent, running: Harness, fake_api: fake.FakeAPI) -> None:
+    agent: Agent, running: Harness, fake_api: fake.FakeAPI
+) -> None:
     fake_api.add(fake.text("first answer"))
     await ok(agent.host, {"cmd": "send", "to": "alice", "body": "one"})
     with trio.fail_after(60):
@@ -137,7 +153,8 @@ async def test_prompt_too_long_twice_leaves_the_message_unacked(
 
 
 async def test_rate_limited_waits_and_tries_again(
-        agent: Agent, running: Harness, fake_api: fake.FakeAPI) -> None:
+    agent: Agent, running: Harness, fake_api: fake.FakeAPI
+) -> None:
     # the CLI retries once (CLAUDE_CODE_MAX_RETRIES=1): two 429s exhaust it
     fake_api.add(fake.rate_limit(), fake.rate_limit(), fake.text("after the wait"))
     await ok(agent.host, {"cmd": "send", "to": "alice", "body": "busy?"})
@@ -147,13 +164,15 @@ async def test_rate_limited_waits_and_tries_again(
     assert [r["result_kind"] for r in rows] == ["rate_limited", "ok"]
     assert await inflight(agent) == 0
     await running.bus.flushed()
-    states = [e["state"] for e in busmod.history(agent.state / "hyperhive-events.sqlite")
-              if e["kind"] == "turn_state_changed"]
+    states = [
+        e["state"]
+        for e in busmod.history(agent.state / "hyperhive-events.sqlite")
+        if e["kind"] == "turn_state_changed"
+    ]
     assert "rate_limited" in states and states[-1] == "idle"
 
 
-async def test_pause_holds_turns(agent: Agent, running: Harness,
-                                 fake_api: fake.FakeAPI) -> None:
+async def test_pause_holds_turns(agent: Agent, running: Harness, fake_api: fake.FakeAPI) -> None:
     await ok(agent.host, {"cmd": "set_paused", "name": "alice", "paused": True})
     await ok(agent.host, {"cmd": "send", "to": "alice", "body": "wait for it"})
     # the harness looks at the marker again and again; the message stays unread
@@ -170,8 +189,9 @@ async def test_pause_holds_turns(agent: Agent, running: Harness,
     assert await inflight(agent) == 0
 
 
-async def test_lifecycle_kicks_start_no_turn(agent: Agent, running: Harness,
-                                             fake_api: fake.FakeAPI) -> None:
+async def test_lifecycle_kicks_start_no_turn(
+    agent: Agent, running: Harness, fake_api: fake.FakeAPI
+) -> None:
     await ok(agent.host, {"cmd": "restart", "name": "alice"})
     with trio.fail_after(30):
         await wait_for(running, lambda: running.kicks >= 1)
@@ -184,3 +204,23 @@ async def test_lifecycle_kicks_start_no_turn(agent: Agent, running: Harness,
     prompt = user_text(fake_api.model_requests()[-1])
     assert "Since your last turn:" in prompt and "restarted: your harness may resume" in prompt
     assert "real work" in prompt
+
+
+async def test_a_turn_over_the_timeout_is_killed_and_not_acked(
+    agent: Agent, tmp_path: Path
+) -> None:
+    child = tmp_path / "child.pid"
+    h = agent.harness(
+        claude_command=[sys.executable, str(STAND_IN), "hang", str(child)], turn_timeout=1.5
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(h.run)
+        await ok(agent.host, {"cmd": "send", "to": "alice", "body": "never answered"})
+        with trio.fail_after(30):
+            await wait_completed(h, 1)
+            await wait_gone(int(child.read_text()))  # claude's whole group was killed
+        h.stop()
+    (row,) = turn_stats.rows(agent.state / turn_stats.FILE)
+    assert row["result_kind"] == "timeout" and row["model"] == "stand-in-model"
+    assert 1500 <= row["duration_ms"] < 30_000
+    assert await inflight(agent) == 1

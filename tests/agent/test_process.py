@@ -32,9 +32,14 @@ class Collect:
 
 async def run(mode: str, *extra: str, time_limit: float = 60) -> tuple[claude.Outcome, Collect]:
     sink = Collect()
-    outcome = await claude.run([sys.executable, str(STAND_IN), mode, *extra],
-                               env=os.environ, cwd="/", prompt="hello", sink=sink,
-                               time_limit=time_limit)
+    outcome = await claude.run(
+        [sys.executable, str(STAND_IN), mode, *extra],
+        env=os.environ,
+        cwd="/",
+        prompt="hello",
+        sink=sink,
+        time_limit=time_limit,
+    )
     return outcome, sink
 
 
@@ -58,8 +63,12 @@ async def test_garbage_lines_are_counted_and_the_turn_goes_on() -> None:
     assert s.garbage_lines == 3  # "not json", "[1, 2, 3]", '{"half": ' (blank lines skipped)
     assert len(sink.notes()) == 3 and sink.notes()[0].startswith("not stream-json: this is")
     assert [o["type"] for o in sink.objects] == ["system", "assistant", "result"]
-    assert s.usage == {"input_tokens": 7, "output_tokens": 3, "cache_read_tokens": 2,
-                       "cache_creation_tokens": 1}
+    assert s.usage == {
+        "input_tokens": 7,
+        "output_tokens": 3,
+        "cache_read_tokens": 2,
+        "cache_creation_tokens": 1,
+    }
     assert s.cost_usd == 0.5
 
 
@@ -97,10 +106,18 @@ async def test_cancelling_the_turn_kills_the_group(tmp_path: Path) -> None:
             child_started.set()
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(partial(
-            claude.run, [sys.executable, str(STAND_IN), "hang", str(pid_file)],
-            env=os.environ, cwd="/", prompt="", sink=sink, time_limit=600,
-            started=pids.append))
+        nursery.start_soon(
+            partial(
+                claude.run,
+                [sys.executable, str(STAND_IN), "hang", str(pid_file)],
+                env=os.environ,
+                cwd="/",
+                prompt="",
+                sink=sink,
+                time_limit=600,
+                started=pids.append,
+            )
+        )
         with trio.fail_after(30):
             await child_started.wait()
         nursery.cancel_scope.cancel()

@@ -23,12 +23,27 @@ from .test_loop import inflight, user_text
 from .test_process import wait_gone
 
 
-async def start_harness(agent: Agent, claude_bin: str, env: dict[str, str],
-                        *extra: str) -> trio.Process:
+async def start_harness(
+    agent: Agent, claude_bin: str, env: dict[str, str], *extra: str
+) -> trio.Process:
     return await trio.lowlevel.open_process(
-        [sys.executable, "-m", "hive_core.agent.loop", "--socket", agent.socket,
-         "--state-dir", str(agent.state), "--claude-command", claude_bin, "--model", MODEL,
-         *extra], env=env, stdin=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "hive_core.agent.loop",
+            "--socket",
+            agent.socket,
+            "--state-dir",
+            str(agent.state),
+            "--claude-command",
+            claude_bin,
+            "--model",
+            MODEL,
+            *extra,
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 async def mid_turn(agent: Agent, fake_api: fake.FakeAPI, body: str) -> None:
@@ -37,9 +52,9 @@ async def mid_turn(agent: Agent, fake_api: fake.FakeAPI, body: str) -> None:
     await trio.to_thread.run_sync(fake_api.wait_requests, 1)
 
 
-async def test_kill_9_mid_turn_loses_nothing(agent: Agent, claude_bin: str,
-                                             claude_env: dict[str, str],
-                                             fake_api: fake.FakeAPI) -> None:
+async def test_kill_9_mid_turn_loses_nothing(
+    agent: Agent, claude_bin: str, claude_env: dict[str, str], fake_api: fake.FakeAPI
+) -> None:
     release = threading.Event()
     fake_api.add(fake.hold(release, "never read"), fake.text("handled after the restart"))
     proc = await start_harness(agent, claude_bin, claude_env)
@@ -67,9 +82,9 @@ async def test_kill_9_mid_turn_loses_nothing(agent: Agent, claude_bin: str,
     assert await inflight(agent) == 0
 
 
-async def test_sigterm_lets_the_running_turn_finish(agent: Agent, claude_bin: str,
-                                                    claude_env: dict[str, str],
-                                                    fake_api: fake.FakeAPI) -> None:
+async def test_sigterm_lets_the_running_turn_finish(
+    agent: Agent, claude_bin: str, claude_env: dict[str, str], fake_api: fake.FakeAPI
+) -> None:
     release = threading.Event()
     fake_api.add(fake.hold(release, "finished in the grace"))
     proc = await start_harness(agent, claude_bin, claude_env, "--stop-grace", "60")
@@ -87,9 +102,9 @@ async def test_sigterm_lets_the_running_turn_finish(agent: Agent, claude_bin: st
     assert await inflight(agent) == 0  # acked before it exited
 
 
-async def test_sigterm_kills_a_turn_that_outlasts_the_grace(agent: Agent, claude_bin: str,
-                                                            claude_env: dict[str, str],
-                                                            fake_api: fake.FakeAPI) -> None:
+async def test_sigterm_kills_a_turn_that_outlasts_the_grace(
+    agent: Agent, claude_bin: str, claude_env: dict[str, str], fake_api: fake.FakeAPI
+) -> None:
     release = threading.Event()  # never set: the fake lets it go when it stops
     fake_api.add(fake.hold(release))
     proc = await start_harness(agent, claude_bin, claude_env, "--stop-grace", "0.5")
@@ -104,17 +119,29 @@ async def test_sigterm_kills_a_turn_that_outlasts_the_grace(agent: Agent, claude
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    assert [r["result_kind"] for r in turn_stats.rows(agent.state / turn_stats.FILE)] == [
-        "failed"]
+    assert [r["result_kind"] for r in turn_stats.rows(agent.state / turn_stats.FILE)] == ["failed"]
     assert await inflight(agent) == 1  # not acked: it comes back
 
 
-async def test_sigterm_while_idle_exits_at_once(agent: Agent, claude_bin: str,
-                                                claude_env: dict[str, str]) -> None:
+async def test_sigterm_while_idle_exits_at_once(
+    agent: Agent, claude_bin: str, claude_env: dict[str, str]
+) -> None:
     proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "hive_core.agent.loop", "--socket", agent.socket,
-         "--state-dir", str(agent.state), "--claude-command", claude_bin],
-        env=claude_env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "hive_core.agent.loop",
+            "--socket",
+            agent.socket,
+            "--state-dir",
+            str(agent.state),
+            "--claude-command",
+            claude_bin,
+        ],
+        env=claude_env,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stderr is not None
     try:
         with trio.fail_after(30):
@@ -131,9 +158,9 @@ async def test_sigterm_while_idle_exits_at_once(agent: Agent, claude_bin: str,
             await proc.wait()
 
 
-async def events_until(host: str, predicate: Any, *,
-                       task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-                       ) -> dict[str, Any]:
+async def events_until(
+    host: str, predicate: Any, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> dict[str, Any]:
     async with await Connection.open(host) as conn:
         await conn.call({"cmd": "subscribe_events"})
         task_status.started()
@@ -143,26 +170,45 @@ async def events_until(host: str, predicate: Any, *,
                 return event
 
 
-async def test_the_daemon_runs_the_harness_as_an_agent(hive: Any, claude_bin: str,
-                                                       claude_env: dict[str, str],
-                                                       fake_api: fake.FakeAPI) -> None:
+async def test_the_daemon_runs_the_harness_as_an_agent(
+    hive: Any, claude_bin: str, claude_env: dict[str, str], fake_api: fake.FakeAPI
+) -> None:
     host = str(hive.paths.host_socket)
     fake_api.add(fake.text("hello from a spawned harness"))
-    pass_env = [f"{k}={claude_env[k]}" for k in (
-        "HOME", "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "CLAUDE_CODE_MAX_RETRIES")]
+    pass_env = [
+        f"{k}={claude_env[k]}"
+        for k in (
+            "HOME",
+            "ANTHROPIC_BASE_URL",
+            "ANTHROPIC_API_KEY",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+            "CLAUDE_CODE_MAX_RETRIES",
+        )
+    ]
     if "PYTHONPATH" in os.environ:
         pass_env.append(f"PYTHONPATH={os.environ['PYTHONPATH']}")
-    command = ["env", *pass_env, sys.executable, "-m", "hive_core.agent.loop",
-               "--claude-command", claude_bin, "--model", MODEL]
+    command = [
+        "env",
+        *pass_env,
+        sys.executable,
+        "-m",
+        "hive_core.agent.loop",
+        "--claude-command",
+        claude_bin,
+        "--model",
+        MODEL,
+    ]
     await ok(host, {"cmd": "spawn", "name": "bob", "command": command})
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             acked = trio.Event()
 
             async def watch(task_status: trio.TaskStatus[None]) -> None:
-                await events_until(host, lambda e: e["kind"] == "acked" and e.get("to") == "bob",
-                                   task_status=task_status)
+                await events_until(
+                    host,
+                    lambda e: e["kind"] == "acked" and e.get("to") == "bob",
+                    task_status=task_status,
+                )
                 acked.set()
 
             await nursery.start(watch)

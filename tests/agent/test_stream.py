@@ -21,40 +21,85 @@ if not FIXTURES.is_dir():  # CI lays shared/ beside the clone
 #          compacted, the activity kinds in order)
 EXPECTED: dict[str, dict[str, Any]] = {
     "text-only.jsonl": dict(
-        exit=0, kind="ok", tools={}, cost=0.08680500000000001, turns=1, compacted=False,
-        usage=dict(input_tokens=28875, output_tokens=12, cache_read_tokens=0,
-                   cache_creation_tokens=0),
-        activity=["text"]),
+        exit=0,
+        kind="ok",
+        tools={},
+        cost=0.08680500000000001,
+        turns=1,
+        compacted=False,
+        usage=dict(
+            input_tokens=28875, output_tokens=12, cache_read_tokens=0, cache_creation_tokens=0
+        ),
+        activity=["text"],
+    ),
     "stream.jsonl": dict(
-        exit=0, kind="ok", tools={"mcp__hive__ping": 1}, cost=0.177327, turns=2,
-        compacted=False, usage=dict(input_tokens=58989, output_tokens=24, cache_read_tokens=0,
-                                    cache_creation_tokens=0),
-        activity=["text", "tool_use", "text"]),
+        exit=0,
+        kind="ok",
+        tools={"mcp__hive__ping": 1},
+        cost=0.177327,
+        turns=2,
+        compacted=False,
+        usage=dict(
+            input_tokens=58989, output_tokens=24, cache_read_tokens=0, cache_creation_tokens=0
+        ),
+        activity=["text", "tool_use", "text"],
+    ),
     "stream-2.1.332.jsonl": dict(
-        exit=0, kind="ok", tools={"mcp__hive__ping": 1}, cost=0.19425599999999998, turns=2,
-        compacted=False, usage=dict(input_tokens=64632, output_tokens=24, cache_read_tokens=0,
-                                    cache_creation_tokens=0),
-        activity=["text", "tool_use", "text"]),
+        exit=0,
+        kind="ok",
+        tools={"mcp__hive__ping": 1},
+        cost=0.19425599999999998,
+        turns=2,
+        compacted=False,
+        usage=dict(
+            input_tokens=64632, output_tokens=24, cache_read_tokens=0, cache_creation_tokens=0
+        ),
+        activity=["text", "tool_use", "text"],
+    ),
     "prompt-too-long.jsonl": dict(
-        exit=1, kind="prompt_too_long", tools={}, cost=0.0, turns=1, compacted=False,
-        usage=dict(input_tokens=0, output_tokens=0, cache_read_tokens=0,
-                   cache_creation_tokens=0),
-        activity=["text"]),
+        exit=1,
+        kind="prompt_too_long",
+        tools={},
+        cost=0.0,
+        turns=1,
+        compacted=False,
+        usage=dict(input_tokens=0, output_tokens=0, cache_read_tokens=0, cache_creation_tokens=0),
+        activity=["text"],
+    ),
     "reactive-compact.jsonl": dict(
-        exit=0, kind="ok", tools={}, cost=0.175773, turns=2, compacted=True,
-        usage=dict(input_tokens=27979, output_tokens=12, cache_read_tokens=0,
-                   cache_creation_tokens=0),
-        activity=["state:compacting", "state:thinking", "text"]),
+        exit=0,
+        kind="ok",
+        tools={},
+        cost=0.175773,
+        turns=2,
+        compacted=True,
+        usage=dict(
+            input_tokens=27979, output_tokens=12, cache_read_tokens=0, cache_creation_tokens=0
+        ),
+        activity=["state:compacting", "state:thinking", "text"],
+    ),
     "429-transient.jsonl": dict(
-        exit=0, kind="ok", tools={}, cost=0.086802, turns=1, compacted=False,
-        usage=dict(input_tokens=28874, output_tokens=12, cache_read_tokens=0,
-                   cache_creation_tokens=0),
-        activity=["state:rate_limited", "state:thinking", "text"]),
+        exit=0,
+        kind="ok",
+        tools={},
+        cost=0.086802,
+        turns=1,
+        compacted=False,
+        usage=dict(
+            input_tokens=28874, output_tokens=12, cache_read_tokens=0, cache_creation_tokens=0
+        ),
+        activity=["state:rate_limited", "state:thinking", "text"],
+    ),
     "429-exhausted.jsonl": dict(
-        exit=1, kind="rate_limited", tools={}, cost=0.0, turns=1, compacted=False,
-        usage=dict(input_tokens=0, output_tokens=0, cache_read_tokens=0,
-                   cache_creation_tokens=0),
-        activity=["state:rate_limited", "state:thinking", "text"]),
+        exit=1,
+        kind="rate_limited",
+        tools={},
+        cost=0.0,
+        turns=1,
+        compacted=False,
+        usage=dict(input_tokens=0, output_tokens=0, cache_read_tokens=0, cache_creation_tokens=0),
+        activity=["state:rate_limited", "state:thinking", "text"],
+    ),
 }
 
 
@@ -100,26 +145,45 @@ def test_fixture(name: str) -> None:
 def test_the_fixtures_error_facts() -> None:
     ptl = parse((FIXTURES / "prompt-too-long.jsonl").read_bytes().splitlines())[0].summary
     assert (ptl.is_error, ptl.terminal_reason, ptl.api_error_status) == (
-        True, "prompt_too_long", 400)
+        True,
+        "prompt_too_long",
+        400,
+    )
     assert ptl.result is not None and ptl.result.startswith("Prompt is too long")
     limited = parse((FIXTURES / "429-exhausted.jsonl").read_bytes().splitlines())[0].summary
     assert (limited.is_error, limited.api_error_status, limited.rate_limit_retries) == (
-        True, 429, 2)
+        True,
+        429,
+        2,
+    )
     # an OK result still fails the turn when the process did not exit 0
     ok = parse((FIXTURES / "text-only.jsonl").read_bytes().splitlines())[0].summary
     assert ok.result_kind(1) == "failed" and ok.result_kind(None) == "failed"
 
 
 def assistant(content: list[dict[str, Any]], parent: str | None = None) -> str:
-    return json.dumps({"type": "assistant", "parent_tool_use_id": parent,
-                       "message": {"model": "m", "content": content}})
+    return json.dumps(
+        {
+            "type": "assistant",
+            "parent_tool_use_id": parent,
+            "message": {"model": "m", "content": content},
+        }
+    )
 
 
-def tool_result(tid: str, parent: str | None = None, is_error: bool = False,
-                structured: Any = None) -> str:
-    line: dict[str, Any] = {"type": "user", "parent_tool_use_id": parent, "message": {
-        "role": "user", "content": [{"type": "tool_result", "tool_use_id": tid,
-                                     "is_error": is_error, "content": "x"}]}}
+def tool_result(
+    tid: str, parent: str | None = None, is_error: bool = False, structured: Any = None
+) -> str:
+    line: dict[str, Any] = {
+        "type": "user",
+        "parent_tool_use_id": parent,
+        "message": {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": tid, "is_error": is_error, "content": "x"}
+            ],
+        },
+    }
     if structured is not None:
         line["tool_use_result"] = {"content": "x", "structuredContent": structured}
     return json.dumps(line)
@@ -127,13 +191,22 @@ def tool_result(tid: str, parent: str | None = None, is_error: bool = False,
 
 def test_subagents_get_their_tool_calls() -> None:
     lines = [
-        assistant([{"type": "tool_use", "id": "t1", "name": "Task",
-                    "input": {"description": "look around", "prompt": "..."}}]),
+        assistant(
+            [
+                {
+                    "type": "tool_use",
+                    "id": "t1",
+                    "name": "Task",
+                    "input": {"description": "look around", "prompt": "..."},
+                }
+            ]
+        ),
         assistant([{"type": "tool_use", "id": "t2", "name": "Bash", "input": {}}], parent="t1"),
         tool_result("t2", parent="t1"),
         assistant([{"type": "tool_use", "id": "t3", "name": "Agent", "input": {}}]),
-        assistant([{"type": "tool_use", "id": "t4", "name": "mcp__hive__send", "input": {}}],
-                  parent="t3"),
+        assistant(
+            [{"type": "tool_use", "id": "t4", "name": "mcp__hive__send", "input": {}}], parent="t3"
+        ),
         tool_result("t3", is_error=True),
         tool_result("t1"),
         assistant([{"type": "tool_use", "id": "t5", "name": "Bash", "input": {}}], parent="t1"),
@@ -198,13 +271,32 @@ def test_line_splitter_bounds_lines() -> None:
 
 
 def test_command_line() -> None:
-    argv = claude.command(["claude", "--x"], mcp_config="/s/m.json", tools=["mcp__hive__recv",
-                          "mcp__hive__send"], resume=True, model="m1")
-    assert argv == ["claude", "--x", "--print", "--verbose", "--output-format", "stream-json",
-                    "--mcp-config", "/s/m.json", "--strict-mcp-config", "--allowedTools",
-                    "mcp__hive__recv,mcp__hive__send", "--continue", "--model", "m1"]
-    assert "--continue" not in claude.command(["c"], mcp_config="f", tools=[], resume=False,
-                                              model=None)
+    argv = claude.command(
+        ["claude", "--x"],
+        mcp_config="/s/m.json",
+        tools=["mcp__hive__recv", "mcp__hive__send"],
+        resume=True,
+        model="m1",
+    )
+    assert argv == [
+        "claude",
+        "--x",
+        "--print",
+        "--verbose",
+        "--output-format",
+        "stream-json",
+        "--mcp-config",
+        "/s/m.json",
+        "--strict-mcp-config",
+        "--allowedTools",
+        "mcp__hive__recv,mcp__hive__send",
+        "--continue",
+        "--model",
+        "m1",
+    ]
+    assert "--continue" not in claude.command(
+        ["c"], mcp_config="f", tools=[], resume=False, model=None
+    )
     env = claude.environment({"A": "1"}, socket="/run/a.sock", token="t")
     assert env["MCP_CONNECTION_NONBLOCKING"] == "0" and env["ENABLE_TOOL_SEARCH"] == "false"
     assert env["HIVE_AGENT_SOCKET"] == "/run/a.sock" and env["A"] == "1"
