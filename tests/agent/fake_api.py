@@ -46,6 +46,7 @@ class Step:
     input_tokens: int = 1000
     output_tokens: int = 10
     release: threading.Event | None = None
+    then: str = "text"  # a held step's kind once released
 
 
 def text(t: str, input_tokens: int = 1000, output_tokens: int = 10) -> Step:
@@ -72,8 +73,10 @@ def bad_request(message: str = "the fake API refuses this request") -> Step:
     return Step(kind="bad_request", text=message)
 
 
-def hold(release: threading.Event, then: str = "released") -> Step:
-    return Step(kind="hold", text=then, release=release)
+def hold(release: threading.Event, then: str | Step = "released") -> Step:
+    """An answer held until `release` is set (or the fake stops), then `then`."""
+    step = then if isinstance(then, Step) else text(then)
+    return attrs.evolve(step, kind="hold", release=release, then=step.kind)
 
 
 class FakeAPI:
@@ -172,7 +175,7 @@ class FakeAPI:
                 elif step.kind == "hold":
                     assert step.release is not None
                     step.release.wait(60)
-                    step = text(step.text)
+                    step = attrs.evolve(step, kind=step.then)
                 if step.kind == "prompt_too_long":
                     self._json(
                         400,

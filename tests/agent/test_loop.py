@@ -3,7 +3,9 @@ harness run in the test's trio loop over the agent socket of a real daemon (`hiv
 
 from __future__ import annotations
 
+import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from hive_core.agent import turn_stats
 from hive_core.agent.loop import REDELIVERED, Harness
 
 from . import fake_api as fake
-from .conftest import STAND_IN, Agent, ok, wait_completed, wait_for
+from .conftest import STAND_IN, STAND_IN_MCP, Agent, ok, wait_completed, wait_for
 from .test_process import wait_gone
 
 
@@ -224,3 +226,36 @@ async def test_a_turn_over_the_timeout_is_killed_and_not_acked(
     assert row["result_kind"] == "timeout" and row["model"] == "stand-in-model"
     assert 1500 <= row["duration_ms"] < 30_000
     assert await inflight(agent) == 1
+
+
+async def test_messages_the_turn_pops_with_the_recv_tool_are_acked(
+    agent: Agent, fake_api: fake.FakeAPI
+) -> None:
+    release = threading.Event()
+    fake_api.add(fake.hold(release, fake.tool("mcp__hive__recv", {"max": 5})), fake.text("done"))
+    h = agent.harness(mcp_command=[sys.executable, str(STAND_IN_MCP)])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(h.run)
+        with trio.fail_after(60):
+            await ok(agent.host, {"cmd": "send", "to": "alice", "body": "first"})
+            await trio.to_thread.run_sync(fake_api.wait_requests, 1)
+            # claude is mid-turn: a second message comes, and the turn pops it with `recv`
+            await ok(agent.host, {"cmd": "send", "to": "alice", "body": "second"})
+            release.set()
+            await wait_completed(h, 1)
+        h.stop()
+    requests = fake_api.model_requests()
+    tools = [t["name"] for t in requests[0].get("tools", [])]
+    assert "mcp__hive__recv" in tools  # present from the turn's first request
+    results = [
+        b
+        for m in requests[-1]["messages"]
+        if isinstance(m["content"], list)
+        for b in m["content"]
+        if b.get("type") == "tool_result"
+    ]
+    assert "second" in json.dumps(results)
+    (row,) = turn_stats.rows(agent.state / turn_stats.FILE)
+    assert row["result_kind"] == "ok" and row["tool_call_count"] == 1
+    assert json.loads(row["tool_call_breakdown_json"]) == {"mcp__hive__recv": 1}
+    assert await inflight(agent) == 0  # both acked: the woken-by one and the popped one
