@@ -210,6 +210,12 @@ class StreamParser:
             self.summary.session_id = obj.get("session_id") or self.summary.session_id
             if isinstance(obj.get("model"), str):
                 self.summary.model = obj["model"]
+            servers = obj.get("mcp_servers")
+            return [  # a hive server that did not connect: the turn goes on without its tools
+                Note(text=f"MCP server {srv.get('name')} is {srv.get('status')}")
+                for srv in (servers if isinstance(servers, list) else [])
+                if isinstance(srv, Mapping) and srv.get("status") != "connected"
+            ]
         elif sub == "status":
             return self._set_state(
                 "compacting" if obj.get("status") == "compacting" else "thinking"

@@ -321,3 +321,17 @@ def test_agent_modules_import_only_the_stdlib_trio_attrs_and_hive_wire(module: s
             continue
         for root in roots:
             assert root in ALLOWED or root in sys.stdlib_module_names, (module, root)
+
+
+def test_an_mcp_server_that_failed_is_noted() -> None:
+    init = {
+        "type": "system",
+        "subtype": "init",
+        "session_id": "s",
+        "mcp_servers": [
+            {"name": "hive", "status": "failed"},
+            {"name": "other", "status": "connected"},
+        ],
+    }
+    _, out = StreamParser().feed(json.dumps(init))
+    assert out == [claude.Note(text="MCP server hive is failed")]
