@@ -10,12 +10,12 @@ Rules kept here:
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
-frozen = attrs.frozen(kw_only=True)
 
-
-@frozen
+@attrs.frozen(kw_only=True)
 class Scope:
     agent_names: list[str] | None = None
     agents: bool | None = None
@@ -27,176 +27,179 @@ class Scope:
 
 
 # --- host socket (hyperhive's verbs) -------------------------------------------------------
-@frozen
+@attrs.frozen(kw_only=True)
 class List:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AgentStatus:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SubscribeAgentStatus:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SetPaused:
     name: str
     paused: bool
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Restart:
-    name: str
+    name: str | None = None
+    scope: Scope | None = None  # hive-core: as `start`/`stop` (docs/wire.md)
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Start:
     scope: Scope | None = None
     name: str | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Stop:
     scope: Scope | None = None
     name: str | None = None
     graceful: bool = True
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Approve:
     id: int
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Deny:
     id: int
     note: str | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Urls:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Pending:
     pass
 
 
 # --- host socket (hive-core's further verbs) -------------------------------------------------
-@frozen
+@attrs.frozen(kw_only=True)
 class Spawn:
     name: str
     command: list[str] | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class RequestSpawn:
     name: str
     description: str | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Kill:
-    name: str
+    name: str | None = None
+    scope: Scope | None = None  # hive-core: as `start`/`stop` (docs/wire.md)
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Rebuild:
-    name: str
+    name: str | None = None
+    scope: Scope | None = None  # hive-core: as `start`/`stop` (docs/wire.md)
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Destroy:
     name: str
     purge: bool = False
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Tombstones:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class PurgeTombstone:
     name: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Questions:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Answer:
     id: int
     answer: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class CancelQuestion:
     id: int
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Send:
     to: str
     body: str
     in_reply_to: int | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Inbox:
     max: int = 1
     wait_seconds: int = 0
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class DeadLetters:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class RequeueDead:
     id: int
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class DropDead:
     id: int
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Logs:
     name: str
     lines: int = 100
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Reminders:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class RetryReminder:
     id: int
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SubscribeEvents:
     since_seq: int | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Stats:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Diff:
     """hive-core's own: an `apply_commit` approval's change against the deployed config."""
 
@@ -204,44 +207,44 @@ class Diff:
 
 
 # --- agent and manager sockets ----------------------------------------------------------------
-@frozen
+@attrs.frozen(kw_only=True)
 class Whoami:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Recv:
     wait_seconds: int = 0
     max: int = 1
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AckTurn:
     ids: list[int] | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class RequeueInflight:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Status:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Recent:
     limit: int = 20
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Wake:
     from_: str
     body: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Ask:
     question: str
     options: list[str] | None = None
@@ -250,7 +253,7 @@ class Ask:
     to: str | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Remind:
     message: str
     delay_seconds: int | None = None
@@ -258,32 +261,48 @@ class Remind:
     file_path: str | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class GetLooseEnds:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class CancelLooseEnd:
     kind: str
     id: int
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class CountPendingReminders:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SetStatus:
     text: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class RequestApplyCommit:
     agent: str
     commit_ref: str
     description: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Activity:
+    """What an agent's turn is doing (agent socket), or an operator's own Claude Code session
+    through `hive-core hook` (host socket, with `source`). Each event is an object with `kind`."""
+
+    events: list[dict[str, Any]]
+    source: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Costs:
+    agent: str | None = None
+    since: str | None = None
+    by_thread: bool = False
 
 
 VERBS: dict[str, type] = {
@@ -333,6 +352,8 @@ VERBS: dict[str, type] = {
     "count_pending_reminders": CountPendingReminders,
     "set_status": SetStatus,
     "request_apply_commit": RequestApplyCommit,
+    "activity": Activity,
+    "costs": Costs,
 }
 
 CMD_OF: dict[type, str] = {cls: cmd for cmd, cls in VERBS.items()}

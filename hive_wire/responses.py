@@ -13,20 +13,18 @@ from typing import Any
 
 import attrs
 
-frozen = attrs.frozen(kw_only=True)
 
-
-@frozen
+@attrs.frozen(kw_only=True)
 class Ok:
     pass
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AgentList:
     agents: list[str]
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AgentStatusRow:
     name: str
     running: bool
@@ -45,12 +43,12 @@ class AgentStatusRow:
     last_turn_at: str | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class AgentStatuses:
     agent_statuses: list[AgentStatusRow]
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class UrlMap:
     domain: str | None = None
     home: str | None = None
@@ -58,12 +56,12 @@ class UrlMap:
     matrix: str | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Urls:
     urls: UrlMap
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Approval:
     id: int
     agent: str
@@ -77,18 +75,18 @@ class Approval:
     description: str | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Approvals:
     approvals: list[Approval]
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Whoami:
     name: str
     role: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Sent:
     """`send`: the new message's id; a broadcast (`*`) also lists every copy's id."""
 
@@ -96,12 +94,12 @@ class Sent:
     ids: list[int] | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class IdResult:
     id: int
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class DeliveredMessage:
     id: int
     from_: str
@@ -111,12 +109,12 @@ class DeliveredMessage:
     in_reply_to: int | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Messages:
     messages: list[DeliveredMessage]
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class DeadLetter:
     id: int
     from_: str
@@ -128,50 +126,50 @@ class DeadLetter:
     in_reply_to: int | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class DeadLetters:
     messages: list[DeadLetter]
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Acked:
     acked: int
     ignored: int | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Requeued:
     requeued: int
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Unread:
     unread: int
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Count:
     count: int
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Lines:
     lines: list[str]
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Subscribed:
     seq: int
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class EventFrame:
     """One dashboard event on a `subscribe_events` connection."""
 
     event: dict[str, Any]
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Diff:
     """`diff`: the proposal's commit subject, its diffstat and the diff itself."""
 
@@ -180,7 +178,7 @@ class Diff:
     diff: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Stats:
     """hive-core's own: store counters, for tests and benchmarks."""
 
@@ -190,7 +188,7 @@ class Stats:
     pending_messages: int
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Question:
     id: int
     asker: str
@@ -205,12 +203,12 @@ class Question:
     answered_at: str | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Questions:
     questions: list[Question]
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Reminder:
     id: int
     agent: str
@@ -222,12 +220,12 @@ class Reminder:
     last_error: str | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Reminders:
     reminders: list[Reminder]
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class LooseEnd:
     """One open item of an agent: `kind` is `approval`, `question` or `reminder`."""
 
@@ -239,17 +237,74 @@ class LooseEnd:
     since: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class LooseEnds:
     loose_ends: list[LooseEnd]
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Tombstone:
     name: str
     destroyed_at: str
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Tombstones:
     tombstones: list[Tombstone]
+
+
+@attrs.frozen(kw_only=True)
+class Accepted:
+    accepted: int
+
+
+@attrs.frozen(kw_only=True)
+class Usage:
+    """Counters of a set of turns."""
+
+    turns: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_creation_tokens: int
+    cost_usd: float
+
+
+@attrs.frozen(kw_only=True)
+class Budget:
+    period: str  # "day" | "month"
+    limit_usd: float | None = None
+    limit_tokens: int | None = None
+    spent_usd: float
+    spent_tokens: int
+    paused: bool
+
+
+@attrs.frozen(kw_only=True)
+class AgentCost:
+    agent: str
+    turns: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_creation_tokens: int
+    cost_usd: float
+    last_24h: Usage
+    last_7d: Usage
+    last_30d: Usage
+    budget: Budget | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ThreadCost:
+    thread: int
+    agents: list[str]
+    turns: int
+    cost_usd: float
+    first_body: str
+
+
+@attrs.frozen(kw_only=True)
+class Costs:
+    agents: list[AgentCost]
+    threads: list[ThreadCost] | None = None

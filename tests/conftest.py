@@ -27,7 +27,8 @@ import pytest
 import trio
 
 from hive_core import config as config_mod
-from hive_core.daemon import Hive, serve
+from hive_core.app import Hive
+from hive_core.daemon import serve
 from hive_wire.client import Connection
 
 

@@ -20,7 +20,8 @@ import pytest
 import trio
 from trio.testing import MockClock, wait_all_tasks_blocked
 
-from hive_core.daemon import Hive, serve
+from hive_core.app import Hive
+from hive_core.daemon import serve
 from hive_wire.client import Connection
 
 from .conftest import Daemon, agent_sock, call, make_config, spawn_idle

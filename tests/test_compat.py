@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import trio
 
-from hive_core.daemon import Hive
-from hive_core.services import api as verbs
+from hive_core.app import Hive
+from hive_core.surfaces.sockets import TABLES
 from hive_wire.client import Connection
 from hive_wire.errors import CODES
 
@@ -160,10 +160,10 @@ async def test_hyperhive_request_lines_answer_an_envelope(hive: Hive, host: str,
             answer = await send_line(conn, line + b"\n")
     cmd = json.loads(line)["cmd"]
     if answer["ok"]:
-        assert cmd in verbs.HOST
+        assert cmd in TABLES["host"]
     else:
         assert answer["code"] not in ("bad_json", "bad_request"), answer
-        if cmd in verbs.HOST:
+        if cmd in TABLES["host"]:
             assert answer["code"] != "unknown_command", answer
         else:
             assert answer["code"] == "unknown_command", answer

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from hive_core.daemon import Hive, serve
+from hive_core.app import Hive
+from hive_core.daemon import serve
 from hive_wire.errors import Forbidden
 
 from .conftest import SLEEPER, Daemon, call, make_config, spawn_idle

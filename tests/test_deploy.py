@@ -14,7 +14,7 @@ import pytest
 import trio
 import trio.testing
 
-from hive_core.daemon import Hive
+from hive_core.app import Hive
 
 from .conftest import call
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import trio
 
-from hive_core.daemon import Hive
+from hive_core.app import Hive
 from hive_wire.client import Connection
 
 from .conftest import agent_sock, call, spawn_idle

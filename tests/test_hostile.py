@@ -35,8 +35,9 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hive_core.daemon import Hive, serve
-from hive_core.services import api as verbs
+from hive_core.app import Hive
+from hive_core.daemon import serve
+from hive_core.surfaces.sockets import TABLES
 from hive_wire.blocking import call_sync
 from hive_wire.codec import LineBuffer
 from hive_wire.errors import CODES
@@ -45,7 +46,7 @@ from hive_wire.requests import VERBS
 from .conftest import SLEEPER, Daemon, agent_sock, call, make_config, spawn_idle
 
 TIMEOUT = 20
-SERVED = {"host": verbs.HOST, "manager": verbs.MANAGER, "agent": verbs.AGENT}
+SERVED = {"host": TABLES["host"], "manager": TABLES["manager"], "agent": TABLES["agent"]}
 FEEDS = {"subscribe_events", "subscribe_agent_status"}
 # What a generated request may validly run here without changing anything the test watches:
 # reads, feeds, and (with the fuzzed inboxes empty and nothing in flight) recv/inbox/acks/requeue.

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import trio
 
-from hive_core.daemon import Hive, serve
+from hive_core.app import Hive
+from hive_core.daemon import serve
 from hive_wire.client import Connection
 
 from .conftest import SLEEPER, call, make_config, spawn_idle

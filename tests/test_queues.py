@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import trio
 
-from hive_core.daemon import Hive, serve
+from hive_core.app import Hive
+from hive_core.daemon import serve
 
 from .conftest import agent_sock, call, make_config, spawn_idle
 

@@ -38,7 +38,8 @@ from typing import Any
 import pytest
 import trio
 
-from hive_core.daemon import Hive, serve
+from hive_core.app import Hive
+from hive_core.daemon import serve
 from hive_wire.blocking import call_sync
 from hive_wire.errors import Conflict
 

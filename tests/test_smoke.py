@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from hive_core.daemon import Hive
+from hive_core.app import Hive
 
 from .conftest import agent_sock, call, spawn_idle
 

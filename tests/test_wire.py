@@ -545,6 +545,8 @@ def strategy_for(tp: Any) -> st.SearchStrategy[Any]:
     if typing.get_origin(tp) is list:
         (item,) = typing.get_args(tp)
         return st.lists(strategy_for(item), max_size=4)
+    if typing.get_origin(tp) is dict:
+        return st.dictionaries(text, st.integers(0, 9) | text, max_size=3)
     if attrs.has(tp):
         return builds(tp)
     raise AssertionError(f"no strategy for {tp!r}")

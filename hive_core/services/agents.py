@@ -6,15 +6,14 @@ Rules kept here:
 - every path comes from a validated name through `Paths`; a planted symlink is refused, and a
   refused spawn leaves nothing behind (no row, no directory it created);
 - opening and closing an agent's socket is the socket server's job, reached through the
-  `open_socket` callback; running its command is the backend's.
+  `endpoints`; running its command is the backend's.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -35,6 +34,15 @@ STATUS_TEXT_MAX = 1024
 REOPEN_AT_ONCE = 8  # agents reopened at once at start-up (their git processes overlap)
 
 
+class Endpoints(Protocol):
+    """Where an agent's socket is served (the sockets surface): opened before its process
+    starts, closed when it is destroyed."""
+
+    async def open(self, name: str) -> None: ...
+
+    def close(self, name: str) -> None: ...
+
+
 class Agents:
     def __init__(
         self,
@@ -42,8 +50,7 @@ class Agents:
         events: EventChannel,
         backend: Backend,
         paths: Paths,
-        open_socket: Callable[[str], Awaitable[None]],
-        close_socket: Callable[[str], None],
+        endpoints: Endpoints,
         repos: ConfigRepos,
     ) -> None:
         self.repos = repos
@@ -55,8 +62,7 @@ class Agents:
         self.events = events
         self.backend = backend
         self.paths = paths
-        self.open_socket = open_socket
-        self.close_socket = close_socket
+        self.endpoints = endpoints
         self.names: set[str] = set()
         self.broken: set[str] = set()  # known agents whose directories or socket were refused
 
@@ -131,14 +137,14 @@ class Agents:
         self.names.add(name)
         try:
             spec = await self.spec(name)
-            await self.open_socket(name)
+            await self.endpoints.open(name)
             await self.backend.create(spec)
             await self.backend.start(spec)
         except BaseException:
             # Undo everything: a spawn that failed leaves no half-made agent behind.
             self.names.discard(name)
             self.forget(name)
-            self.close_socket(name)
+            self.endpoints.close(name)
             with trio.CancelScope(shield=True):
                 await self.backend.destroy(name)
                 await self.store.run(sql.delete, name)
@@ -164,7 +170,7 @@ class Agents:
                     await self.repos.seed(row.name, self.backend.kind, row.command)
                     await self.repos.recover(row.name)  # a build cut short by a crash
                     await self.repos.sync_forge(row.name)
-                    await self.open_socket(row.name)
+                    await self.endpoints.open(row.name)
                     await self.spec(row.name)  # its config, checked now (cached for the start)
                 except (WireError, OSError) as e:  # one broken agent must not stop the daemon
                     log.error("agent not served name=%s error=%s", row.name, e)
@@ -191,7 +197,6 @@ class Agents:
             raise BadRequest(f"text: longer than {STATUS_TEXT_MAX} characters")
         if not await self.store.run(sql.set_status, name, text, now()):
             raise NotFound(f'agent "{name}" is not managed by this hive')
-        self.events.publish("agent_activity", agent=name, status_text=text)
 
     def require(self, name: str) -> str:
         check_agent_name(name)

@@ -1,27 +1,30 @@
-"""The verbs of each socket kind: thin functions from a decoded request to one service call and
-the answer shape. No logic lives here beyond choosing the caller and the shape.
+"""One function per verb of the table: (hive, caller, request) -> one service call -> the
+answer shape. Every surface (sockets, HTTP, CLI through the host socket) calls these.
 
-`HOST`, `MANAGER` and `AGENT` are the tables the socket server dispatches on; a verb missing
-from a table answers `unknown_command` on that socket.
+Rules kept here:
+- no logic beyond choosing the caller and converting rows to answer shapes: rules about targets,
+  ownership and "not on yourself" live in the services;
+- `HANDLERS` names a function for every verb of `hive_wire.verbs.VERBS` (checked at import by
+  the sockets surface); which socket serves a verb is the table's business, not this module's.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from hive_core.clock import rfc3339
+from hive_core.services.answers import Feed, Handler, Undoable
 from hive_core.store.approvals import ApprovalRow
 from hive_core.store.messages import Row
 from hive_core.store.questions import QuestionRow
 from hive_core.store.reminders import ReminderRow
-from hive_core.surfaces.sockets.server import Feed, Handler, Undoable
 from hive_wire import requests as rq
 from hive_wire import responses as rs
-from hive_wire.errors import BadRequest, WireError
+from hive_wire.errors import BadRequest
 
 if TYPE_CHECKING:
-    from hive_core.daemon import Hive
+    from hive_core.app import Hive
 
 
 def _delivered(rows: list[Row]) -> rs.Messages:
@@ -94,6 +97,11 @@ async def set_status(hive: Hive, caller: str, req: rq.SetStatus) -> rs.Ok:
     await hive.agents.set_status(caller, req.text)
     await hive.lifecycle.changed(caller)
     return rs.Ok()
+
+
+async def activity(hive: Hive, caller: str, req: rq.Activity) -> rs.Accepted:
+    who = hive.activity.source(caller, req.source)
+    return rs.Accepted(accepted=await hive.activity.report(who, req.events))
 
 
 # --- host socket (and the manager's read verbs) -----------------------------------------------
@@ -181,63 +189,30 @@ async def stats(hive: Hive, caller: str, req: rq.Stats) -> rs.Stats:
 
 
 # --- lifecycle -------------------------------------------------------------------------------
-def _target(hive: Hive, caller: str, req: Any) -> list[str]:
-    """`start`/`stop` take a scope on the host socket (or a bare `name`, as on the manager's);
-    only `{"agents": true}` means every agent."""
-    if req.name is not None:
-        return [_own(hive, caller, req.name)]
-    if req.scope is None:
-        raise BadRequest("scope: required (agent_names, or agents: true)")
-    if req.scope.agents:
-        return hive.agents.sorted_names()
-    if not req.scope.agent_names:
-        raise BadRequest("scope: name agents (agent_names) or all of them (agents: true)")
-    return [_own(hive, caller, n) for n in req.scope.agent_names]
-
-
-async def _each(names: list[str], action: Callable[[str], Awaitable[None]]) -> rs.Ok:
-    """`action` on every agent of a scope: one that fails does not keep the others from it; the
-    first failure's kind is answered, naming every agent that failed."""
-    failures: list[tuple[str, WireError]] = []
-    for name in names:
-        try:
-            await action(name)
-        except WireError as e:
-            failures.append((name, e))
-    if failures:
-        first = failures[0][1]
-        raise type(first)("; ".join(f"{n}: {e.message}" for n, e in failures))
+async def _scoped(hive: Hive, caller: str, verb: str, req: Any, graceful: bool = True) -> rs.Ok:
+    names = hive.lifecycle.targets(verb, caller, req.name, req.scope)
+    await hive.lifecycle.each(verb, names, graceful)
     return rs.Ok()
 
 
 async def start(hive: Hive, caller: str, req: rq.Start) -> rs.Ok:
-    return await _each(_target(hive, caller, req), hive.lifecycle.start)
+    return await _scoped(hive, caller, "start", req)
 
 
 async def stop(hive: Hive, caller: str, req: rq.Stop) -> rs.Ok:
-    return await _each(_target(hive, caller, req),
-                       lambda name: hive.lifecycle.stop(name, req.graceful))
-
-
-def _own(hive: Hive, caller: str, name: str) -> str:
-    if caller == "manager" and name == "manager":
-        raise BadRequest("the manager cannot do this to itself")
-    return hive.agents.require(name)
+    return await _scoped(hive, caller, "stop", req, req.graceful)
 
 
 async def restart(hive: Hive, caller: str, req: rq.Restart) -> rs.Ok:
-    await hive.lifecycle.restart(_own(hive, caller, req.name))
-    return rs.Ok()
+    return await _scoped(hive, caller, "restart", req)
 
 
 async def kill(hive: Hive, caller: str, req: rq.Kill) -> rs.Ok:
-    await hive.lifecycle.kill(_own(hive, caller, req.name))
-    return rs.Ok()
+    return await _scoped(hive, caller, "kill", req)
 
 
 async def rebuild(hive: Hive, caller: str, req: rq.Rebuild) -> rs.Ok:
-    await hive.lifecycle.rebuild(_own(hive, caller, req.name))
-    return rs.Ok()
+    return await _scoped(hive, caller, "rebuild", req)
 
 
 async def destroy(hive: Hive, caller: str, req: rq.Destroy) -> rs.Ok:
@@ -375,68 +350,21 @@ async def cancel_loose_end(hive: Hive, caller: str, req: rq.CancelLooseEnd) -> r
     return rs.Ok()
 
 
-AGENT: dict[str, Handler] = {
-    "whoami": whoami,
-    "send": send,
-    "recv": recv,
-    "ack_turn": ack_turn,
-    "requeue_inflight": requeue_inflight,
-    "status": status,
-    "recent": recent,
-    "wake": wake,
-    "set_status": set_status,
-    "ask": ask,
-    "answer": answer,
-    "remind": remind,
-    "count_pending_reminders": count_pending_reminders,
-    "get_loose_ends": get_loose_ends,
-    "cancel_loose_end": cancel_loose_end,
-}
-
-MANAGER: dict[str, Handler] = {
-    **AGENT,
-    "list": list_agents,
-    "agent_status": agent_status,
-    "pending": pending,
-    "request_spawn": request_spawn,
-    "request_apply_commit": request_apply_commit,
-    "kill": kill,
-    "start": start,
-    "restart": restart,
-    "rebuild": rebuild,
-}
-
-HOST: dict[str, Handler] = {
-    "list": list_agents,
-    "agent_status": agent_status,
-    "urls": urls,
-    "spawn": spawn,
-    "send": send,
-    "inbox": inbox,
-    "dead_letters": dead_letters,
-    "requeue_dead": requeue_dead,
-    "drop_dead": drop_dead,
-    "subscribe_events": subscribe_events,
-    "stats": stats,
-    "pending": pending,
-    "approve": approve,
-    "deny": deny,
-    "request_spawn": request_spawn,
-    "questions": questions,
-    "answer": answer,
-    "cancel_question": cancel_question,
-    "reminders": reminders,
-    "retry_reminder": retry_reminder,
-    "subscribe_agent_status": subscribe_agent_status,
-    "diff": diff,
-    "set_paused": set_paused,
-    "start": start,
-    "stop": stop,
-    "restart": restart,
-    "kill": kill,
-    "rebuild": rebuild,
-    "destroy": destroy,
-    "tombstones": tombstones,
-    "purge_tombstone": purge_tombstone,
-    "logs": logs,
+# Every verb of the table, by name (hive_wire.verbs.VERBS says which sockets serve it).
+HANDLERS: dict[str, Handler] = {
+    "whoami": whoami, "send": send, "recv": recv, "ack_turn": ack_turn,
+    "requeue_inflight": requeue_inflight, "status": status, "recent": recent, "wake": wake,
+    "set_status": set_status, "ask": ask, "answer": answer, "remind": remind,
+    "count_pending_reminders": count_pending_reminders, "get_loose_ends": get_loose_ends,
+    "cancel_loose_end": cancel_loose_end, "list": list_agents, "agent_status": agent_status,
+    "pending": pending, "request_spawn": request_spawn,
+    "request_apply_commit": request_apply_commit, "kill": kill, "start": start,
+    "restart": restart, "rebuild": rebuild, "urls": urls, "spawn": spawn, "inbox": inbox,
+    "dead_letters": dead_letters, "requeue_dead": requeue_dead, "drop_dead": drop_dead,
+    "subscribe_events": subscribe_events, "stats": stats, "approve": approve, "deny": deny,
+    "questions": questions, "cancel_question": cancel_question, "reminders": reminders,
+    "retry_reminder": retry_reminder, "subscribe_agent_status": subscribe_agent_status,
+    "diff": diff, "set_paused": set_paused, "stop": stop, "destroy": destroy,
+    "tombstones": tombstones, "purge_tombstone": purge_tombstone, "logs": logs,
+    "activity": activity,
 }

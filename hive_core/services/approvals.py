@@ -20,6 +20,7 @@ from hive_core.services.events import EventChannel
 from hive_core.store import approvals as sql
 from hive_core.store.approvals import ApprovalRow
 from hive_core.store.db import Store
+from hive_wire import events as ev
 from hive_wire.errors import BadRequest, Conflict, Forbidden, NotFound, WireError
 from hive_wire.names import check_agent_name
 
@@ -40,13 +41,16 @@ Action = Callable[[ApprovalRow], Awaitable[dict[str, str]]]
 
 
 class Approvals:
-    def __init__(self, store: Store, events: EventChannel, broker: Broker) -> None:
+    def __init__(
+        self, store: Store, events: EventChannel, broker: Broker, actions: dict[str, Action],
+        on_deny: dict[str, Callable[[ApprovalRow], Awaitable[None]]],
+    ) -> None:
         self.store = store
         self.events = events
         self.broker = broker
-        self.actions: dict[str, Action] = {}
+        self.actions = actions  # what approving a kind runs
         # What a denial of a kind records besides the row (apply_commit: a `denied/` tag).
-        self.on_deny: dict[str, Callable[[ApprovalRow], Awaitable[None]]] = {}
+        self.on_deny = on_deny
         self._running: set[int] = set()
 
     async def request(
@@ -58,7 +62,7 @@ class Approvals:
         row: ApprovalRow = await self.store.run(
             sql.insert, agent, kind, commit_ref, fetched_sha, description, requested_by, now()
         )
-        self.events.publish("approval_added", id=row.id, agent=agent, approval_kind=kind)
+        self.events.publish(ev.ApprovalAdded(id=row.id, agent=agent, approval_kind=kind))
         return row
 
     async def request_spawn(self, name: str, requested_by: str,
@@ -141,8 +145,8 @@ class Approvals:
         return resolved
 
     async def _resolved(self, row: ApprovalRow, **extra: str) -> None:
-        self.events.publish("approval_resolved", id=row.id, agent=row.agent, approval_kind=row.kind,
-                            status=row.status, note=row.note)
+        self.events.publish(ev.ApprovalResolved(id=row.id, agent=row.agent, approval_kind=row.kind,
+                                                status=row.status, note=row.note))
         await self.broker.notify(
             MANAGER, "approval_resolved", id=row.id, agent=row.agent, status=row.status,
             sha=extra.get("sha"), tag=extra.get("tag"), note=row.note,

@@ -26,6 +26,7 @@ from hive_core.services.events import EventChannel
 from hive_core.store import agents as agents_sql
 from hive_core.store import messages as sql
 from hive_core.store.db import Store
+from hive_wire import events as ev
 from hive_wire.errors import BadRequest, NotFound, TooLarge
 from hive_wire.names import check_agent_name
 
@@ -145,10 +146,8 @@ class Broker:
         preview = body[:PREVIEW]
         for recipient, mid in zip(recipients, ids, strict=True):
             self._wake(recipient)
-            self.events.publish(
-                "sent", id=mid, **{"from": sender}, to=recipient, preview=preview,
-                size=len(body),
-            )
+            self.events.publish(ev.Sent(id=mid, from_=sender, to=recipient, preview=preview,
+                                        size=len(body)))
 
     async def notify(self, to: str, event: str, **fields: Any) -> int:
         """A helper event from `system` (to an agent or the manager)."""
@@ -193,7 +192,7 @@ class Broker:
                 finally:
                     if not lot:
                         self._lots.pop(who, None)
-        self.events.publish("delivered", to=who, ids=[r.id for r in rows])
+        self.events.publish(ev.Delivered(to=who, ids=[r.id for r in rows]))
         return rows, at
 
     async def unpop(self, who: str, rows: list[sql.Row], popped_at: float) -> None:
@@ -203,13 +202,13 @@ class Broker:
             back = await self.store.run(sql.unpop, who, ids, popped_at)
         if back:
             self._wake(who)
-            self.events.publish("requeued", to=who, ids=ids)
+            self.events.publish(ev.Requeued(to=who, ids=ids))
     async def ack_turn(self, who: str, ids: list[int] | None) -> tuple[int, int | None]:
         """Ack in-flight rows; (acked, ignored) where ignored is None for a bare ack."""
         with trio.CancelScope(shield=True):  # a committed ack is always published
             acked = await self.store.run(_ack_job, who, ids, now())
         if acked:
-            self.events.publish("acked", to=who, ids=acked)
+            self.events.publish(ev.Acked(to=who, ids=acked))
         ignored = None if ids is None else len(set(ids)) - len(acked)
         return len(acked), ignored
 
@@ -227,12 +226,10 @@ class Broker:
             )
         for recipient, ids in requeued.items():
             self._wake(recipient)
-            self.events.publish("requeued", to=recipient, ids=ids)
+            self.events.publish(ev.Requeued(to=recipient, ids=ids))
         for row in dead:
-            self.events.publish(
-                "message_dead", id=row.id, to=row.recipient, **{"from": row.sender},
-                deliveries=row.deliveries,
-            )
+            self.events.publish(ev.MessageDead(id=row.id, to=row.recipient, from_=row.sender,
+                                               deliveries=row.deliveries))
         for note_id, body in notes:
             self.announce(helper_events.SYSTEM, [MANAGER], [note_id], body)
         return sum(len(ids) for ids in requeued.values())
@@ -253,7 +250,7 @@ class Broker:
         if recipient is None:
             raise NotFound(f"no dead letter with id {msg_id}")
         self._wake(recipient)
-        self.events.publish("requeued", to=recipient, ids=[msg_id])
+        self.events.publish(ev.Requeued(to=recipient, ids=[msg_id]))
 
     async def drop_dead(self, msg_id: int) -> None:
         if not await self.store.run(sql.drop_dead, msg_id):

@@ -19,6 +19,8 @@ from typing import Any
 import trio
 
 from hive_core.clock import now, rfc3339
+from hive_wire.convert import converter
+from hive_wire.events import DashboardEvent
 
 Event = dict[str, Any]
 
@@ -59,9 +61,11 @@ class EventChannel:
         self._recent: deque[Event] = deque(maxlen=history)
         self._subs: set[Subscriber] = set()
 
-    def publish(self, kind: str, /, **fields: Any) -> Event:
+    def publish(self, typed: DashboardEvent) -> Event:
+        """Stamp `typed` with the next `seq`, encode it once, hand it to every subscriber."""
         self.seq += 1
-        event: Event = {"seq": self.seq, "kind": kind, "at": rfc3339(now()), **fields}
+        event: Event = {"seq": self.seq, "kind": typed.kind, "at": rfc3339(now()),
+                        **converter.unstructure(typed)}
         self._recent.append(event)
         for sub in self._subs:
             sub.push(event)

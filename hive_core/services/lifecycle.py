@@ -22,7 +22,7 @@ import os
 import shutil
 import stat
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -39,8 +39,10 @@ from hive_core.services.events import EventChannel
 from hive_core.services.helper_events import SYSTEM
 from hive_core.services.reminders import Reminders
 from hive_core.store import agents as agents_sql
-from hive_wire.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
+from hive_wire import events as ev
+from hive_wire.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable, WireError
 from hive_wire.names import check_agent_name
+from hive_wire.responses import AgentStatusRow
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ class Lifecycle:
     def __init__(
         self, agents: Agents, backend: Backend, broker: Broker, reminders: Reminders,
         events: EventChannel, paths: Paths, approvals: Approvals,
-        urls: dict[str, str] | None = None,
+        urls: dict[str, str] | None = None, policy: RestartPolicy | None = None,
     ) -> None:
         self.approvals = approvals
         self.urls = urls or {}
@@ -72,7 +74,7 @@ class Lifecycle:
         self.transients: dict[str, str] = {}
         self._seen_running: set[str] | None = None
         self.closing = False  # the daemon is stopping: no starts, no crash reports
-        self.policy: RestartPolicy | None = None
+        self.policy = policy
         self._crashes: dict[str, deque[float]] = {}
         self._nursery: trio.Nursery | None = None
 
@@ -82,13 +84,13 @@ class Lifecycle:
         if name in self.transients:
             raise Conflict(f'agent "{name}" is busy ({self.transients[name]})')
         self.transients[name] = kind
-        self.events.publish("transient_set", agent=name, transient=kind)
+        self.events.publish(ev.TransientSet(agent=name, transient=kind))
         await self.changed(name)
         try:
             yield
         finally:
             del self.transients[name]
-            self.events.publish("transient_cleared", agent=name, transient=kind)
+            self.events.publish(ev.TransientCleared(agent=name, transient=kind))
             with trio.CancelScope(shield=True):
                 await self._settle(name)
                 await self.changed(name)
@@ -146,15 +148,48 @@ class Lifecycle:
     async def changed(self, name: str) -> None:
         rows = await self.rows(name)
         if rows:
-            self.events.publish("container_state_changed", agent=name, row=rows[0])
+            self.events.publish(ev.ContainerStateChanged(agent=name,
+                                                         row=AgentStatusRow(**rows[0])))
 
     # --- actions ------------------------------------------------------------------------------
-    def scope(self, agent_names: list[str] | None, every: bool | None) -> list[str]:
-        if every:
+    def targets(self, verb: str, caller: str, name: str | None, scope: Any) -> list[str]:
+        """The agents a lifecycle verb acts on: a bare `name`, or a scope (`agent_names`, or
+        `agents: true` for every agent; `kill` of every agent skips those not running). Nobody
+        acts on the caller itself (the manager cannot stop, kill or restart the manager)."""
+        if name is not None:
+            names = [name]
+        elif scope is None:
+            raise BadRequest("scope: required (agent_names, or agents: true)")
+        elif scope.agents:
             return self.agents.sorted_names()
-        if not agent_names:
+        elif not scope.agent_names:
             raise BadRequest("scope: name agents (agent_names) or all of them (agents: true)")
-        return [self.agents.require(n) for n in agent_names]
+        else:
+            names = list(scope.agent_names)
+        for n in names:
+            if n == caller:
+                raise BadRequest(f"the {caller} cannot {verb} itself")
+        return [self.agents.require(n) for n in names]
+
+    async def each(self, verb: str, names: list[str], graceful: bool = True) -> None:
+        """`verb` on every agent of a scope: one that fails does not keep the others from it;
+        the first failure's kind is raised, naming every agent that failed."""
+        if verb == "kill" and len(names) > 1:
+            running = await self.backend.running()
+            names = [n for n in names if n in running]
+        action: dict[str, Callable[[str], Awaitable[None]]] = {
+            "start": self.start, "restart": self.restart, "kill": self.kill,
+            "rebuild": self.rebuild, "stop": lambda n: self.stop(n, graceful),
+        }
+        failures: list[tuple[str, WireError]] = []
+        for n in names:
+            try:
+                await action[verb](n)
+            except WireError as e:
+                failures.append((n, e))
+        if failures:
+            first = failures[0][1]
+            raise type(first)("; ".join(f"{n}: {e.message}" for n, e in failures))
 
     async def _spec(self, name: str) -> Any:
         return await self.agents.spec(name)
@@ -277,15 +312,15 @@ class Lifecycle:
         self.agents.require(name)
         async with self.transient(name, "destroying"):
             await self.backend.destroy(name)
-            self.agents.close_socket(name)
+            self.agents.endpoints.close(name)
             await self.agents.remove(name)
             await offload(_remove_tree, self.paths.run / "agents", name)
             if purge:
                 await offload(_remove_tree, self.paths.state / "agents", name)
                 await self.agents.repos.purge(name)
-        self.events.publish("container_removed", agent=name)
+        self.events.publish(ev.ContainerRemoved(agent=name))
         if not purge:
-            self.events.publish("tombstone_added", agent=name)
+            self.events.publish(ev.TombstoneAdded(agent=name))
         await self.broker.notify(MANAGER, "destroyed", agent=name)
 
     async def tombstones(self) -> list[dict[str, Any]]:
@@ -309,7 +344,7 @@ class Lifecycle:
         if not await offload(_remove_tree, self.paths.state / "agents", name):
             raise NotFound(f'no tombstone named "{name}"')
         await self.agents.repos.purge(name)
-        self.events.publish("tombstone_removed", agent=name)
+        self.events.publish(ev.TombstoneRemoved(agent=name))
 
     async def set_paused(self, name: str, paused: bool) -> None:
         self.agents.require(name)
@@ -350,7 +385,7 @@ class Lifecycle:
             return
         log.warning("agent crashed name=%s note=%s", name, note)
         requeued = await self.broker.requeue_inflight(name)
-        self.events.publish("container_crash", agent=name, note=note, requeued=requeued)
+        self.events.publish(ev.ContainerCrash(agent=name, note=note, requeued=requeued))
         await self.changed(name)
         delay, gave_up = self._restart_plan(name)
         if gave_up:
@@ -372,7 +407,7 @@ class Lifecycle:
         while history and history[0] < at - policy.window:
             history.popleft()
         if len(history) > policy.max_crashes:
-            self.events.publish("restart_given_up", agent=name, crashes=len(history))
+            self.events.publish(ev.RestartGivenUp(agent=name, crashes=len(history)))
             return None, f"{len(history)} crashes in {policy.window:g} s"
         return min(policy.backoff_max, policy.backoff * 2 ** (len(history) - 1)), ""
 

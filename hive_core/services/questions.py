@@ -25,6 +25,7 @@ from hive_core.services.events import EventChannel
 from hive_core.store import questions as sql
 from hive_core.store.db import Store
 from hive_core.store.questions import QuestionRow
+from hive_wire import events as ev
 from hive_wire.errors import BadRequest, Conflict, Forbidden, NotFound
 from hive_wire.names import check_agent_name
 
@@ -69,8 +70,8 @@ class Questions:
         deadline = at + min(ttl_seconds, TTL_CAP) if ttl_seconds is not None else None
         row: QuestionRow = await self.store.run(
             sql.insert, asker, target, question, options, multi, at, deadline)
-        self.events.publish("question_added", id=row.id, asker=asker, to=target or OPERATOR,
-                            question=question)
+        self.events.publish(ev.QuestionAdded(id=row.id, asker=asker, to=target or OPERATOR,
+                                            question=question))
         if target is not None:
             await self.broker.notify(target, "question_asked", id=row.id, asker=asker,
                                      question=question, options=options or [], multi=multi)
@@ -102,7 +103,7 @@ class Questions:
         done: QuestionRow | None = await self.store.run(sql.answer, row.id, text, answerer, now())
         if done is None:
             raise Conflict(f"question {row.id} is already answered")
-        self.events.publish("question_resolved", id=row.id, answer=text, answerer=answerer)
+        self.events.publish(ev.QuestionResolved(id=row.id, answer=text, answerer=answerer))
         if done.asker != OPERATOR:
             await self.broker.notify(done.asker, "question_answered", id=done.id,
                                      question=done.question, answer=text, answerer=answerer)

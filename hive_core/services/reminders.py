@@ -32,6 +32,7 @@ from hive_core.store import messages as messages_sql
 from hive_core.store import reminders as sql
 from hive_core.store.db import Store
 from hive_core.store.reminders import ReminderRow
+from hive_wire import events as ev
 from hive_wire.errors import BadRequest, Limit, NotFound
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class Reminders:
             due = float(at_unix_timestamp)
         rel = check_file_path(file_path) if file_path is not None else None
         row = await self.store.run(self._insert_job, agent, message, rel, at, due)
-        self.events.publish("reminder_added", id=row.id, agent=agent, due_at=row.due_at)
+        self.events.publish(ev.ReminderAdded(id=row.id, agent=agent, due_at=row.due_at))
         self._changed.set()
         return row
 
@@ -135,15 +136,15 @@ class Reminders:
             log.warning("reminder failed id=%d agent=%s attempt=%d error=%s",
                         row.id, row.agent, failed.attempts, e.message)
             if failed.status == "parked":
-                self.events.publish("reminder_failed", id=row.id, agent=row.agent,
-                                    error=e.message, attempts=failed.attempts)
+                self.events.publish(ev.ReminderFailed(id=row.id, agent=row.agent,
+                                                      error=e.message, attempts=failed.attempts))
                 await self.broker.notify(MANAGER, "reminder_failed", id=row.id, agent=row.agent,
                                          error=e.message, attempts=failed.attempts)
             return
         at = now()
         ids = await self.store.run(_deliver_job, row.id, row.agent, body, at)
         self.broker.announce(SENDER, [row.agent], ids, body)
-        self.events.publish("reminder_fired", id=row.id, agent=row.agent, message_id=ids[0])
+        self.events.publish(ev.ReminderFired(id=row.id, agent=row.agent, message_id=ids[0]))
 
     async def scheduler(self) -> None:
         """Deliver due reminders; sleep until the next one (5 s safety tick at most)."""

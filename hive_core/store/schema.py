@@ -131,10 +131,45 @@ def _v3_wanted_running(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE agents ADD COLUMN want_running INTEGER NOT NULL DEFAULT 1")
 
 
+def _v4_events_and_turns(conn: sqlite3.Connection) -> None:
+    # The dashboard's event history: `seq` continues across restarts (dashboard.md).
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS events (
+            seq INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            kind TEXT NOT NULL,
+            data TEXT NOT NULL
+        )"""
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS events_at ON events(at)")
+    # One row per finished turn (agent.md, `turn_end`): the source of costs.
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS turns (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            agent TEXT NOT NULL,
+            ended_at REAL NOT NULL,
+            ok INTEGER NOT NULL,
+            result_kind TEXT NOT NULL,
+            duration_ms INTEGER NOT NULL,
+            model TEXT,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_creation_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL NOT NULL DEFAULT 0,
+            context_tokens INTEGER,
+            woken_by TEXT
+        )"""
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS turns_agent ON turns(agent, ended_at)")
+    conn.execute("CREATE INDEX IF NOT EXISTS turns_ended ON turns(ended_at)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_broker_and_agents,
     _v2_queues,
     _v3_wanted_running,
+    _v4_events_and_turns,
 ]
 
 LATEST = len(MIGRATIONS)

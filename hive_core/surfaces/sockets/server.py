@@ -23,108 +23,38 @@ Rules kept here:
 
 from __future__ import annotations
 
-import errno
-import grp
 import logging
 import math
 import os
 import select
-import socket as stdsocket
-import stat
-import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
 import trio
 
+from hive_core.services.answers import Feed, Handler, Undoable
+from hive_core.surfaces.sockets.bind import bind, unlink_socket
+from hive_core.surfaces.sockets.peer import is_admin, peer_cred
 from hive_wire.codec import LineBuffer, decode_line, encode_line
 from hive_wire.convert import decode_request, error_envelope, ok_envelope
-from hive_wire.errors import Conflict, Forbidden, Internal, Limit, WireError
+from hive_wire.errors import Forbidden, Internal, Limit, WireError
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[Any, str, Any], Awaitable[Any]]
-
-
-@attrs.frozen
-class Feed:
-    """A verb's answer that turns the connection into a stream: `ack`, then every item."""
-
-    ack: Any
-    items: AsyncIterator[Any]
-
-
-@attrs.frozen
-class Undoable:
-    """A verb's answer with what to do if it cannot be written to the client (it hung up), and
-    what to do once it has been."""
-
-    result: Any
-    undo: Callable[[], Awaitable[None]]
-    done: Callable[[], Awaitable[None]] | None = None
-
 
 @attrs.frozen
 class Surface:
     role: str  # "host" | "manager" | "agent"
     caller: str  # the principal every request on this socket is from
-    handlers: dict[str, Handler]
-
-
-@attrs.frozen
-class PeerCred:
-    pid: int
-    uid: int
-    gid: int
-    groups: frozenset[int] | None = None  # supplementary groups at connect (SO_PEERGROUPS)
-
-
-SO_PEERGROUPS = getattr(stdsocket, "SO_PEERGROUPS", 59)  # Linux 4.13+; Python 3.11 lacks it
-
-
-def peer_cred(sock: trio.socket.SocketType) -> PeerCred | None:
-    try:
-        raw = sock.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_PEERCRED, struct.calcsize("3i"))
-    except OSError:
-        return None
-    groups = None
-    try:  # Python caps the buffer at 1024 bytes: 256 groups; more (ERANGE) falls back below
-        raw_groups = sock.getsockopt(stdsocket.SOL_SOCKET, SO_PEERGROUPS, 1024)
-        groups = frozenset(struct.unpack(f"{len(raw_groups) // 4}I", raw_groups))
-    except OSError:
-        pass
-    return PeerCred(*struct.unpack("3i", raw), groups)
-
-
-def admin_gid(group: str) -> int | None:
-    try:
-        return grp.getgrnam(group).gr_gid
-    except KeyError:
-        return None
-
-
-def _peer_groups(cred: PeerCred) -> set[int]:
-    """The groups the peer process held when it connected; without SO_PEERGROUPS, its user's
-    groups from the group database."""
-    if cred.groups is not None:
-        return {cred.gid, *cred.groups}
-    import pwd
-
-    try:
-        name = pwd.getpwuid(cred.uid).pw_name
-    except KeyError:
-        return {cred.gid}
-    return set(os.getgrouplist(name, cred.gid))
+    handlers: dict[str, Handler]  # the verbs this socket serves (from the verb table)
+    hive: Any  # what every handler is given
 
 
 class SocketServer:
     def __init__(
-        self, hive: Any, line_limit: int, admin_group: str, max_connections: int = 2048,
+        self, line_limit: int, admin_group: str, max_connections: int = 2048,
         read_deadline: float = 30.0, max_connections_per_agent: int = 64,
     ) -> None:
-        self.hive = hive
         self.line_limit = line_limit
         self.admin_group = admin_group
         self.max_connections = max_connections
@@ -164,7 +94,7 @@ class SocketServer:
         group: int | None = None,
     ) -> None:
         """Bind `path` and serve it in `nursery` until `close(path)`."""
-        sock = await _bind(path, mode, group)
+        sock = await bind(path, mode, group)
         scope = await nursery.start(self._serve, sock, path, surface)
         self._scopes[path] = scope
 
@@ -195,7 +125,7 @@ class SocketServer:
                             continue
                         conns.start_soon(self._connection, stream, surface)
         finally:
-            _unlink_socket(path)  # first: the await below may be cancelled
+            unlink_socket(path)  # first: the await below may be cancelled
             with trio.CancelScope(shield=True):
                 await listener.aclose()
 
@@ -209,7 +139,7 @@ class SocketServer:
             if refused is not None:
                 await stream.send_all(encode_line(error_envelope(refused)))
                 return
-            if surface.role == "host" and not self._admin(cred):
+            if surface.role == "host" and not is_admin(cred, self.admin_group):
                 log.warning("refused peer on host socket peer=%s", cred)
                 err = Forbidden("permission denied: the host socket is for root and the "
                                 f"{self.admin_group} group")
@@ -225,14 +155,6 @@ class SocketServer:
             self._closed(surface)
             with trio.CancelScope(shield=True):
                 await stream.aclose()
-
-    def _admin(self, cred: PeerCred | None) -> bool:
-        if cred is None:
-            return False
-        if cred.uid in (0, os.geteuid()):
-            return True
-        gid = admin_gid(self.admin_group)
-        return gid is not None and gid in _peer_groups(cred)
 
     async def _requests(self, stream: trio.SocketStream, surface: Surface) -> None:
         buf = LineBuffer(self.line_limit)
@@ -295,12 +217,12 @@ class SocketServer:
             cmd, request = decode_request(decode_line(line), surface.handlers)
             handler = surface.handlers[cmd]
             if getattr(request, "wait_seconds", 0):
-                result = await _unless_hung_up(sock, handler, self.hive, surface.caller, request)
+                result = await _unless_hung_up(sock, handler, surface.hive, surface.caller, request)
                 if result is None:
                     log.debug("long-poll abandoned cmd=%s caller=%s", cmd, surface.caller)
                     return None
             else:
-                result = await handler(self.hive, surface.caller, request)
+                result = await handler(surface.hive, surface.caller, request)
             if isinstance(result, Feed | Undoable):
                 return result
             return ok_envelope(result)
@@ -404,54 +326,3 @@ async def _send(sock: trio.socket.SocketType, data: bytes) -> None:
             await trio.lowlevel.wait_writable(sock)
         except OSError as e:
             raise trio.BrokenResourceError(str(e)) from e
-
-
-async def _bind(path: Path, mode: int, group: int | None) -> trio.socket.SocketType:
-    _reclaim(path)
-    sock = trio.socket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
-    old = os.umask(0o777 & ~mode)
-    try:
-        await sock.bind(os.fspath(path))
-    except OSError:
-        sock.close()
-        raise
-    finally:
-        os.umask(old)
-    os.chmod(path, mode)
-    if group is not None:
-        try:
-            os.chown(path, -1, group)
-        except PermissionError:
-            log.warning("cannot give %s to group %d", path, group)
-    sock.listen(128)
-    return sock
-
-
-def _reclaim(path: Path) -> None:
-    """Remove a stale socket at `path`; refuse a live one or anything that is not a socket."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a socket"
-        raise Forbidden(f"{path} is {kind}; refusing to replace or follow it")
-    probe = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
-    probe.setblocking(False)  # a listener that never accepts must not hang start-up
-    try:
-        err = probe.connect_ex(os.fspath(path))
-    finally:
-        probe.close()
-    if err in (errno.ECONNREFUSED, errno.ENOENT):
-        os.unlink(path)  # stale: nobody listens
-        return
-    # Connected, or EAGAIN: a listener whose backlog is full is a live one all the same.
-    raise Conflict(f"{path} is served by a running daemon")
-
-
-def _unlink_socket(path: Path) -> None:
-    try:
-        if stat.S_ISSOCK(os.lstat(path).st_mode):
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
