@@ -182,6 +182,7 @@ const live = new Live({
     if (state.dirty.has("approvals") || state.dirty.has("questions") || state.dirty.has("reminders")) dirty.add("loose");
     state.dirty.clear();
     state.dirtyAgents.clear();
+    state.dirtyActivity.clear();
     redraw();
   },
 });

@@ -26,14 +26,22 @@ const flow = new Flow($("flow"), $("flow-new"), $("flow-mode"));
 const graph = new Graph($("graph"), $("graph-counters"));
 const compose = installCompose($("compose"), () => [...state.agents.keys()].sort());
 
+function doingCell(td, act, r) {
+  td.className = `doing${act?.busy ? " busy" : ""}`;
+  td.title = act?.at ? `${act.text} · ${clock(act.at)}` : "";
+  td.textContent = act?.text ?? (r.last_turn_at ? `idle ${ago(r.last_turn_at)}` : "");
+}
+
 function agentRow(r) {
   const crash = state.crash.get(r.name);
   const act = state.activity.get(r.name);
+  const doing = h("td");
+  doingCell(doing, act, r);
   const tr = h("tr", { "data-agent": r.name, "data-state": agentState(r), class: `st-${agentState(r)}` },
     h("td", { class: "name" }, h("a", { href: `/agents/${encodeURIComponent(r.name)}` }, r.name),
       r.parent ? h("span", { class: "muted parent", title: `spawned by ${r.parent}` }, ` ↖${r.parent}`) : null),
     h("td", { class: "chips" }, chips(r, { crashes: crash?.count, crashNote: crash?.note, budgetWarning: state.budgetWarn.get(r.name) })),
-    h("td", { class: `doing${act?.busy ? " busy" : ""}`, title: act?.at ? `${act.text} · ${clock(act.at)}` : "" }, act?.text ?? (r.last_turn_at ? `idle ${ago(r.last_turn_at)}` : "")),
+    doing,
     h("td", { class: "model muted" }, r.active_model ? r.active_model.replace(/^claude-/, "") : ""),
     h("td", { class: "num" }, r.context_tokens !== undefined ? h("span", { class: "badge ctx" }, tokens(r.context_tokens)) : ""),
     h("td", { class: "num" }, r.cost_usd !== undefined ? h("span", { class: "badge cost" }, money(r.cost_usd)) : ""),
@@ -75,6 +83,12 @@ function renderAgents() {
         rows.set(name, next);
       }
     }
+  }
+  for (const name of state.dirtyActivity) {
+    if (state.dirtyAgents.has(name)) continue;
+    const td = rows.get(name)?.cells[2];
+    const r = state.agents.get(name);
+    if (td && r) doingCell(td, state.activity.get(name), r);
   }
   const running = [...state.agents.values()].filter((r) => r.running).length;
   $("agents-count").textContent = `${running}/${state.agents.size} running`;
@@ -124,7 +138,7 @@ function renderCounters() {
 
 const redraw = frameBatcher(() => {
   const d = state.dirty;
-  if (d.has("agents") || d.has("all")) renderAgents();
+  if (d.has("agents") || d.has("all") || d.has("activity")) renderAgents();
   if (d.has("approvals") || d.has("questions") || d.has("agents") || d.has("all")) needCounts = renderNeeds(state);
   if (d.has("inbox")) {
     renderInbox($("inbox"), state.inbox, (name) => compose.replyTo(name));
@@ -135,9 +149,11 @@ const redraw = frameBatcher(() => {
   if (d.has("tombstones")) renderTombstones();
   if (d.has("approvals") || d.has("questions") || d.has("all")) graph.setMarkers(state);
   renderCounters();
+  replay.paint();
   state.dirty.clear();
   state.dirtyAgents.clear();
-});
+  state.dirtyActivity.clear();
+}, 100);
 
 const live = new Live({
   onConn: (s) => {

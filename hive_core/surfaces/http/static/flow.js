@@ -10,7 +10,7 @@
 
 import { h, clock, frameBatcher } from "./ui.js";
 
-const MAX = 400;
+const MAX = 250;
 
 function hue(name) {
   let x = 0;
@@ -25,11 +25,14 @@ export class Flow {
     this.live = []; // ring of live line data (bounded)
     this.pending = [];
     this.unseen = 0;
-    this.schedule = frameBatcher(() => this.flush());
+    this.schedule = frameBatcher(() => this.flush(), 150);
+    this.follow = true; // kept by scroll events, so a flush never reads layout before writing
     box.addEventListener("scroll", () => {
-      if (this.atBottom()) this.setUnseen(0);
+      this.follow = this.atBottom();
+      if (this.follow) this.setUnseen(0);
     });
     pill.addEventListener("click", () => {
+      this.follow = true;
       box.scrollTop = box.scrollHeight;
       this.setUnseen(0);
     });
@@ -80,6 +83,7 @@ export class Flow {
     this.mode = mode;
     this.pending = [];
     this.box.replaceChildren();
+    this.follow = true;
     this.setUnseen(0);
     this.modeLabel.textContent = mode === "replay" ? "(replay)" : "";
     this.box.classList.toggle("replaying", mode === "replay");
@@ -94,15 +98,18 @@ export class Flow {
 
   flush() {
     if (!this.pending.length) return;
-    const follow = this.atBottom();
+    const follow = this.follow;
     const frag = document.createDocumentFragment();
-    for (const l of this.pending) frag.append(this.render(l));
     const added = this.pending.length;
+    // A burst bigger than the log replaces it: render only what will be kept.
+    for (const l of this.pending.slice(-MAX)) frag.append(this.render(l));
     this.pending = [];
     this.box.append(frag);
     const extra = this.box.childElementCount - MAX;
     for (let i = 0; i < extra; i++) this.box.firstElementChild.remove();
-    if (follow) this.box.scrollTop = this.box.scrollHeight;
+    // Scrolled at the start of the next frame, when layout is clean: reading scrollHeight now
+    // would force a layout of everything changed this frame.
+    if (follow) requestAnimationFrame(() => { this.box.scrollTop = this.box.scrollHeight; });
     else this.setUnseen(this.unseen + added);
   }
 

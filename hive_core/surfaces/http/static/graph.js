@@ -13,8 +13,9 @@
 import { agentState } from "./ui.js";
 
 const SVGNS = "http://www.w3.org/2000/svg";
-const PULSES = 96;
-const LABELS = 48;
+const PULSES = 64;
+const LABELS = 32;
+const RINGS = 48;
 const SUBS_PER_AGENT = 6;
 const SESSIONS = 24;
 const FROM_HIVE = new Set(["operator", "system", "reminder", "hive", "*"]);
@@ -31,11 +32,22 @@ export class Graph {
     this.countersBox = countersBox;
     this.root = svg("svg", { class: "graph", "data-testid": "graph-svg" });
     this.gLinks = svg("g", { class: "links" });
-    this.gPulses = svg("g", { class: "pulses" });
     this.gNodes = svg("g", { class: "nodes" });
+    this.root.append(this.gLinks, this.gNodes);
+    // What moves every frame (pulses, rings, tool labels) lives in an overlay of its own
+    // compositing layer, so the nodes are not repainted 60 times a second.
+    this.over = svg("svg", { class: "graph-over", "aria-hidden": "true" });
+    this.gRings = svg("g", { class: "rings" });
+    this.gPulses = svg("g", { class: "pulses" });
     this.gLabels = svg("g", { class: "tool-labels" });
-    this.root.append(this.gLinks, this.gNodes, this.gPulses, this.gLabels);
-    box.append(this.root);
+    this.over.append(this.gRings, this.gPulses, this.gLabels);
+    box.append(this.root, this.over);
+    this.rings = [];
+    for (let i = 0; i < RINGS; i++) {
+      const c = svg("circle", { class: "ring", visibility: "hidden" });
+      this.gRings.append(c);
+      this.rings.push({ el: c, n: null });
+    }
     this.nodes = new Map();
     this.links = [];
     this.pool = [];
@@ -46,6 +58,7 @@ export class Graph {
     }
     this.pulses = [];
     this.labels = new Map(); // node id -> {el, t0}
+    this.hotQueue = new Set(); // nodes that want a ring this frame
     this.approvals = new Map(); // id -> agent
     this.questions = new Map(); // id -> asker
     this.dirty = new Set();
@@ -57,11 +70,12 @@ export class Graph {
     this.resize();
     new ResizeObserver(() => this.resize()).observe(box);
     this.sim = d3.forceSimulation([])
-      .force("charge", d3.forceManyBody().strength((n) => (n.kind === "sub" ? -8 : -40)).distanceMax(260))
+      .force("charge", d3.forceManyBody().strength(() => -40 * Math.min(1, Math.sqrt(40 / Math.max(1, this.nodes.size)))).distanceMax(260))
       .force("link", d3.forceLink([]).id((n) => n.id).distance((l) => (l.target.kind === "sub" ? 16 : this.ring)).strength((l) => (l.target.kind === "sub" ? 1 : 0.08)))
       .force("collide", d3.forceCollide((n) => n.r + 3))
       .force("x", d3.forceX(() => this.w / 2).strength(0.02))
       .force("y", d3.forceY(() => this.h / 2).strength(0.03))
+      .alphaMin(0.004)
       .on("tick", () => this.placeAll());
     this.hive = this.add("hive", "hive", "running");
     this.hive.fx = this.w / 2;
@@ -74,6 +88,7 @@ export class Graph {
     this.h = Math.max(this.box.clientHeight, 200);
     this.ring = Math.min(this.w, this.h) * 0.36;
     this.root.setAttribute("viewBox", `0 0 ${this.w} ${this.h}`);
+    this.over.setAttribute("viewBox", `0 0 ${this.w} ${this.h}`);
     if (this.hive) {
       this.hive.fx = this.w / 2;
       this.hive.fy = this.h / 2;
@@ -89,9 +104,8 @@ export class Graph {
     const near = parent ? this.nodes.get(parent) : null;
     const n = { id, kind, state, parent, r, x: (near?.x ?? this.w / 2) + Math.cos(a) * 30, y: (near?.y ?? this.h / 2) + Math.sin(a) * 30, hot: 0, marks: "" };
     n.el = svg("g", { class: `node k-${kind} enter`, "data-node": id, "data-state": state });
-    n.ring = svg("circle", { r: r + 4, class: "ring" });
     n.dot = svg("circle", { r, class: "dot" });
-    n.el.append(n.ring, n.dot);
+    n.el.append(n.dot);
     if (kind !== "sub") {
       n.text = svg("text", { class: "name", y: r + 10 });
       n.text.textContent = kind === "hive" ? "hive" : id;
@@ -102,6 +116,7 @@ export class Graph {
     title.textContent = id;
     n.el.append(title);
     this.nodes.set(id, n);
+    if (kind !== "sub") this.structureBig = true;
     if (kind !== "hive") this.links.push({ source: parent ?? "hive", target: id, el: svg("line", { class: `link k-${kind}` }) });
     this.structure = true;
     this.schedule();
@@ -157,6 +172,7 @@ export class Graph {
     this.questions.clear();
     Object.assign(this.counters, { spawned: 0, tools: 0, messages: 0, done: 0, dropped: 0 });
     this.root.classList.toggle("replaying", mode === "replay");
+    for (const g of this.rings) { g.n = null; g.el.setAttribute("visibility", "hidden"); }
     this.sync(rows, false);
     this.marksChanged();
   }
@@ -239,13 +255,13 @@ export class Graph {
     const n = this.agentNode(agent, true);
     if (!n) return;
     n.hot = performance.now();
-    this.dirty.add(n);
+    this.hotQueue.add(n);
     switch (a.kind) {
       case "tool_use": {
         this.counters.tools += 1;
         const sub = a.subagent ? this.nodes.get(`${agent}:${a.subagent}`) : null;
         this.label(sub || n, a.tool);
-        if (sub) { sub.hot = n.hot; this.dirty.add(sub); }
+        if (sub) { sub.hot = n.hot; this.hotQueue.add(sub); }
         break;
       }
       case "subagent_start": {
@@ -286,7 +302,9 @@ export class Graph {
       this.gLabels.append(l.el);
       this.labels.set(n.id, l);
     }
-    l.el.textContent = String(text ?? "").replace(/^mcp__hive__/, "hive:").slice(0, 28);
+    const tool = String(text ?? "").replace(/^mcp__hive__/, "hive:").slice(0, 28);
+    // Crowded, the names are hidden: the label says whose call it is.
+    l.el.textContent = this.crowded && n.kind !== "sub" ? `${n.id} ${tool}` : tool;
     l.t0 = performance.now();
     l.n = n;
   }
@@ -303,13 +321,20 @@ export class Graph {
     this.framing = false;
     if (this.structure) {
       this.structure = false;
-      const nodes = [...this.nodes.values()];
-      for (const n of nodes) if (!n.el.isConnected) this.gNodes.append(n.el);
+      const all = [...this.nodes.values()];
+      for (const n of all) if (!n.el.isConnected) this.gNodes.append(n.el);
       for (const l of this.links) if (!l.el.isConnected) this.gLinks.append(l.el);
+      // Sub-agents come and go every few seconds: they are placed beside their agent (placeAll),
+      // outside the simulation, so they never set the whole layout moving.
+      const nodes = all.filter((n) => n.kind !== "sub");
       this.sim.nodes(nodes);
-      this.sim.force("link").links(this.links.slice()); // a copy: add() pushes to ours between frames
-      this.root.classList.toggle("crowded", nodes.length > 70);
-      this.sim.alpha(Math.max(this.sim.alpha(), 0.4)).restart();
+      this.sim.force("link").links(this.links.filter((l) => !String(l.target.id ?? l.target).includes(":")));
+      this.crowded = nodes.length > 70;
+      this.root.classList.toggle("crowded", this.crowded);
+      // Only a new or removed agent shakes the layout; a sub-agent barely nudges it.
+      if (this.structureBig) this.sim.alpha(Math.max(this.sim.alpha(), 0.3)).restart();
+      else this.placeAll();
+      this.structureBig = false;
     }
     for (const n of this.dirty) {
       n.el.setAttribute("data-state", n.state);
@@ -322,16 +347,29 @@ export class Graph {
     }
     this.dirty.clear();
     let busy = false;
-    // Tool-call rings and labels.
-    for (const n of this.nodes.values()) {
-      if (!n.hot) continue;
+    // Tool-call rings (a pool: nodes beyond it simply get no ring this time) and labels.
+    const ringed = new Set();
+    for (const g of this.rings) {
+      const n = g.n;
+      if (!n) continue;
       const p = (now - n.hot) / 900;
-      if (p >= 1) { n.hot = 0; n.ring.style.opacity = 0; n.el.classList.remove("hot"); continue; }
-      n.ring.style.opacity = String(0.9 * (1 - p));
-      n.ring.setAttribute("r", String(n.r + 2 + p * 9));
-      n.el.classList.add("hot");
+      if (!n.hot || p >= 1 || !this.nodes.has(n.id)) { g.n = null; g.el.setAttribute("visibility", "hidden"); continue; }
+      ringed.add(n);
+      g.el.setAttribute("cx", n.x.toFixed(1));
+      g.el.setAttribute("cy", n.y.toFixed(1));
+      g.el.setAttribute("r", (n.r + 2 + p * 9).toFixed(1));
+      g.el.style.opacity = (0.9 * (1 - p)).toFixed(2);
       busy = true;
     }
+    for (const n of this.hotQueue) {
+      if (ringed.has(n) || !n.hot) continue;
+      const g = this.rings.find((x) => !x.n);
+      if (!g) break;
+      g.n = n;
+      g.el.setAttribute("visibility", "visible");
+      busy = true;
+    }
+    this.hotQueue.clear();
     for (const [id, l] of this.labels) {
       const p = (now - l.t0) / 1800;
       if (p >= 1 || !this.nodes.has(id)) { l.el.remove(); this.labels.delete(id); continue; }
@@ -361,10 +399,30 @@ export class Graph {
   }
 
   placeAll() {
+    const subs = new Map();
+    for (const n of this.nodes.values()) {
+      if (n.kind !== "sub") continue;
+      const p = this.nodes.get(n.parent);
+      if (!p) continue;
+      const i = subs.get(p) ?? 0;
+      subs.set(p, i + 1);
+      // Fan out away from the hive.
+      const base = Math.atan2(p.y - this.h / 2, p.x - this.w / 2);
+      const a = base + (i - 2.5) * 0.45;
+      n.x = p.x + Math.cos(a) * (p.r + 14);
+      n.y = p.y + Math.sin(a) * (p.r + 14);
+    }
+    const pad = 14;
+    for (const n of this.nodes.values()) {
+      // Kept inside the box, whatever the forces say (200 agents do not fit a ring).
+      if (n.x < pad) n.x = pad; else if (n.x > this.w - pad) n.x = this.w - pad;
+      if (n.y < pad) n.y = pad; else if (n.y > this.h - pad - 8) n.y = this.h - pad - 8;
+    }
     for (const n of this.nodes.values()) n.el.setAttribute("transform", `translate(${n.x.toFixed(1)},${n.y.toFixed(1)})`);
     for (const l of this.links) {
-      const s = l.source, t = l.target;
-      if (typeof s !== "object") continue;
+      const s = typeof l.source === "object" ? l.source : this.nodes.get(l.source);
+      const t = typeof l.target === "object" ? l.target : this.nodes.get(l.target);
+      if (!s || !t) continue;
       l.el.setAttribute("x1", s.x.toFixed(1));
       l.el.setAttribute("y1", s.y.toFixed(1));
       l.el.setAttribute("x2", t.x.toFixed(1));

@@ -65,13 +65,17 @@ export class Replay {
     }
   }
 
-  // The live seq moved (snapshot or event).
+  // The live seq moved (snapshot or event); paint() shows it (once per redraw, not per event).
   liveSeq(seq) {
-    if (seq <= this.max) return;
-    this.max = seq;
-    this.range.max = String(seq);
+    if (seq > this.max) this.max = seq;
+  }
+
+  paint() {
+    if (this.painted === this.max) return;
+    this.painted = this.max;
+    this.range.max = String(this.max);
     if (!this.active) {
-      this.range.value = String(seq);
+      this.range.value = String(this.max);
       this.pos.textContent = "live";
     }
   }

@@ -25,6 +25,7 @@ export class HiveState {
     this.budgetWarn = new Map(); // name -> sentence
     this.dirty = new Set();
     this.dirtyAgents = new Set();
+    this.dirtyActivity = new Set(); // only the agent's "doing" changed
     this.needRefresh = false;
   }
 
@@ -228,7 +229,11 @@ const handlers = {
     const cur = s.activity.get(ev.agent) || {};
     switch (a.kind) {
       case "turn_start": cur.text = "turn"; cur.busy = true; break;
-      case "tool_use": cur.text = a.subagent ? `${a.tool} (sub)` : a.tool; break;
+      case "tool_use": {
+        const tool = String(a.tool ?? "").replace(/^mcp__hive__/, "hive:");
+        cur.text = a.subagent ? `${tool} (sub)` : tool;
+        break;
+      }
       case "subagent_start": cur.text = "sub-agent"; break;
       case "text": cur.text = "…"; break;
       case "state": cur.state = a.state; cur.text = a.state; break;
@@ -247,6 +252,10 @@ const handlers = {
     }
     cur.at = ev.at;
     s.activity.set(ev.agent, cur);
-    s.touchAgent(ev.agent);
+    if (a.kind === "turn_end") s.touchAgent(ev.agent);
+    else {
+      s.dirtyActivity.add(ev.agent);
+      s.dirty.add("activity");
+    }
   },
 };

@@ -21,16 +21,24 @@ export function h(tag, attrs, ...children) {
   return el;
 }
 
-// One callback per animation frame, however many times it is asked for in between.
-export function frameBatcher(fn) {
+// One callback per animation frame, however many times it is asked for in between; with `minGap`
+// (ms), at most one per minGap (a busy hive redraws its tables ten times a second, not sixty).
+export function frameBatcher(fn, minGap = 0) {
   let queued = false;
+  let last = -Infinity;
+  const run = (t) => {
+    if (t - last < minGap) {
+      requestAnimationFrame(run);
+      return;
+    }
+    queued = false;
+    last = t;
+    fn();
+  };
   return () => {
     if (queued) return;
     queued = true;
-    requestAnimationFrame(() => {
-      queued = false;
-      fn();
-    });
+    requestAnimationFrame(run);
   };
 }
 
@@ -157,13 +165,13 @@ export function lifecycleButtons(row, confirmKey) {
       class: `btn small ${verb}${danger ? " danger" : ""}${hot ? " armed" : ""}`,
       dataset: { verb, name: row.name, confirm: danger ? "1" : "" },
       title, "data-testid": `${verb}-${row.name}`,
-    }, hot ? `confirm ${label}?` : label);
+    }, hot ? `confirm ${verb}?` : label);
   };
   void confirmKey;
   const out = [];
-  if (row.running) out.push(b("stop", "stop", "graceful stop"), b("restart", "restart", "restart"));
-  else out.push(b("start", "start", "start"));
-  out.push(row.paused ? b("resume", "resume", "resume turns") : b("pause", "pause", "no new turns"));
-  out.push(b("kill", "kill", "kill at once", true));
+  if (row.running) out.push(b("stop", "■ stop", "graceful stop"), b("restart", "↻", "restart"));
+  else out.push(b("start", "▶ start", "start"));
+  out.push(row.paused ? b("resume", "▷ resume", "resume turns") : b("pause", "❚❚", "pause: no new turns"));
+  out.push(b("kill", "✕", "kill at once (asks to confirm)", true));
   return out;
 }
