@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 STATIC = Path(__file__).resolve().parents[2] / "hive_core" / "surfaces" / "http" / "static"
 NAMES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
          "kilo", "lima", "mike", "nova", "oscar", "papa", "quinn", "romeo", "sierra", "tango",
-         "ursa", "victor", "whisky", "xray", "yank", "zulu"]
+         "ursa", "victor", "whisky", "xray", "yank", "zulu"] + [f"a{i:03d}" for i in range(300)]
 TOOLS = ["Bash", "Read", "Edit", "Grep", "Write", "mcp__hive__send", "mcp__hive__recv", "WebFetch", "Glob", "TodoWrite"]
 LINES = ["looking at the failing test in broker.py", "the lease expires before the ack arrives",
          "done: the migration runs in one transaction", "can you review my change to reminders?",
