@@ -120,6 +120,7 @@ export class Replay {
       const evs = (page.events || []).filter((e) => e.seq > this.cursor);
       if (evs.length) this.cursor = evs[evs.length - 1].seq;
       if (evs.length < PAGE) this.exhausted = true;
+      spread(evs);
       this.queue = this.queue.slice(this.head).concat(evs);
       this.head = 0;
     } catch (e) {
@@ -152,15 +153,14 @@ export class Replay {
         requestAnimationFrame(frame);
         return;
       }
-      const nextAt = Date.parse(this.queue[this.head].at);
+      const nextAt = this.queue[this.head]._t;
       if (this.vt === null || Number.isNaN(this.vt)) this.vt = nextAt;
       this.vt += dt * this.speed;
       if (nextAt - this.vt > GAP_MS * this.speed) this.vt = nextAt - GAP_MS * this.speed * 0.25;
       let n = 0;
       while (this.head < this.queue.length && n < PER_FRAME) {
         const ev = this.queue[this.head];
-        const t = Date.parse(ev.at);
-        if (!Number.isNaN(t) && t > this.vt) break;
+        if (!Number.isNaN(ev._t) && ev._t > this.vt) break;
         this.head += 1;
         n += 1;
         this.emit(ev);
@@ -188,7 +188,7 @@ export class Replay {
     if (this.head >= this.queue.length) await this.more(token);
     if (token !== this.token || this.head >= this.queue.length) return;
     const ev = this.queue[this.head++];
-    this.vt = Date.parse(ev.at);
+    this.vt = ev._t;
     this.emit(ev);
     this.showPos(ev.seq, ev.at);
   }
@@ -204,5 +204,19 @@ export class Replay {
     this.range.value = String(this.max);
     this.pos.textContent = "live";
     this.onLeave();
+  }
+}
+
+// Play times: `at` has whole seconds, so the events of one second are spread over it rather than
+// played in one burst (a group cut by a page boundary is spread a little less evenly).
+function spread(evs) {
+  let i = 0;
+  while (i < evs.length) {
+    let j = i;
+    while (j < evs.length && evs[j].at === evs[i].at) j++;
+    const t = Date.parse(evs[i].at);
+    const whole = !/\.\d/.test(evs[i].at || "");
+    for (let k = i; k < j; k++) evs[k]._t = whole ? t + ((k - i) / (j - i)) * 1000 : Date.parse(evs[k].at);
+    i = j;
   }
 }
