@@ -15,11 +15,22 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import trio
-import trio.testing
 
 T = TypeVar("T")
 
 _OFFSET: trio.lowlevel.RunVar[float] = trio.lowlevel.RunVar("hive_wall_offset")
+# Blocking work in the trio thread instead of a worker (config `inline_io`: tests under a mock
+# clock, where a task awaiting another thread looks idle and an autojumping clock would jump).
+_INLINE: trio.lowlevel.RunVar[bool] = trio.lowlevel.RunVar("hive_inline_io", default=False)
+
+
+def set_inline_io(inline: bool) -> None:
+    """For this trio run: `offload` runs inline and `deadline` sets none (see `_INLINE`)."""
+    _INLINE.set(inline)
+
+
+def inline_io() -> bool:
+    return _INLINE.get()
 
 
 def now() -> float:
@@ -47,9 +58,17 @@ def rfc3339(ts: float | None) -> str | None:
 
 
 async def offload(fn: Callable[..., T], *args: Any) -> T:
-    """Run blocking work (file sweeps, tree removal) in a worker thread; under trio's mock clock
-    (tests) run it inline, so an autojumping clock never jumps while the work is in flight."""
-    if isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock):
+    """Run blocking work (file sweeps, tree removal) in a worker thread; with `inline_io`, in
+    the trio thread, so an autojumping clock never jumps while the work is in flight."""
+    if _INLINE.get():
         await trio.lowlevel.checkpoint()
         return fn(*args)
     return await trio.to_thread.run_sync(fn, *args)
+
+
+def deadline(seconds: float) -> trio.CancelScope:
+    """A timeout on the real clock for a child process; none with `inline_io`, where an
+    autojumping clock would fire it while the child runs."""
+    if _INLINE.get():
+        return trio.CancelScope()
+    return trio.move_on_after(seconds)

@@ -63,6 +63,9 @@ class Config:
     read_deadline: float = 30.0
     database_max_bytes: int = 0
     stop_agents_on_exit: bool = True
+    # Store jobs and blocking work in the trio thread, no child-process deadlines: for tests
+    # under trio's mock clock (an autojumping clock would jump while another thread works).
+    inline_io: bool = False
     manager_command: list[str] | None = None
     urls: dict[str, str] = attrs.Factory(dict)
     forge: dict[str, str] = attrs.Factory(dict)

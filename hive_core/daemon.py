@@ -20,6 +20,7 @@ import signal
 import trio
 
 from hive_core import sdnotify
+from hive_core.clock import set_inline_io
 from hive_core.app import Hive, build, make_backend
 from hive_core.backends.process import AgentSpec, Backend
 from hive_core.config import Config
@@ -50,7 +51,8 @@ async def serve(
     _raise_fd_limit()
     _prepare_dirs(paths)
     lock = _lock_state_dir(paths)
-    store = Store(paths.database, max_bytes=config.database_max_bytes)
+    set_inline_io(config.inline_io)
+    store = Store(paths.database, max_bytes=config.database_max_bytes, inline=config.inline_io)
     try:
         await store.open()
         async with trio.open_nursery() as nursery:

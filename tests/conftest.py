@@ -52,8 +52,13 @@ def hive_config(dirs: Path) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def hive(dirs: Path, hive_config: dict[str, Any]) -> AsyncIterator[Hive]:
-    cfg = make_config(dirs, **hive_config)
+async def hive(
+    dirs: Path, hive_config: dict[str, Any], request: pytest.FixtureRequest
+) -> AsyncIterator[Hive]:
+    # Under an autojumping clock the store and blocking work run inline (config `inline_io`);
+    # every other test runs the store thread and its group commit, as production does.
+    inline = "autojump_clock" in request.fixturenames
+    cfg = make_config(dirs, **{"inline_io": inline, **hive_config})
     async with trio.open_nursery() as nursery:
         h: Hive = await nursery.start(serve, cfg)
         try:

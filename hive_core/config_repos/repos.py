@@ -51,9 +51,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import trio
-import trio.testing
 
-from hive_core.clock import offload
+from hive_core.clock import deadline, offload
 from hive_core.paths import ensure_dir
 from hive_wire.errors import (
     BadRequest,
@@ -739,7 +738,7 @@ class ConfigRepos:
                                       "one line")
                 env[TOKEN_ENV] = token
                 args += ["-c", "credential.helper=", "-c", f"credential.helper={CREDENTIAL_HELPER}"]
-            with _deadline(MIRROR_TIMEOUT) as scope:
+            with deadline(MIRROR_TIMEOUT) as scope:
                 await self._git(*args, "push", "--quiet", "--force", url,
                                 f"+refs/heads/{BRANCH}:refs/heads/{BRANCH}",
                                 "+refs/tags/*:refs/tags/*", cwd=applied, env=env, secret=token)
@@ -785,11 +784,3 @@ def _scheme(url: str) -> str:
     if scheme not in FORGE_SCHEMES:
         raise BadRequest(f"forge url: unsupported scheme {scheme!r}")
     return scheme
-
-
-def _deadline(seconds: float) -> trio.CancelScope:
-    """A timeout on the real clock; none under trio's mock clock (tests), where an autojumping
-    clock would fire it while a child process runs."""
-    if isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock):
-        return trio.CancelScope()
-    return trio.move_on_after(seconds)

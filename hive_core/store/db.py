@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import trio
-import trio.testing
 
 from hive_wire.errors import Unavailable, WireError
 
@@ -51,7 +50,8 @@ _STOP = object()
 
 
 class Store:
-    def __init__(self, path: Path, *, max_bytes: int = 0) -> None:
+    def __init__(self, path: Path, *, max_bytes: int = 0, inline: bool = False) -> None:
+        self.inline = inline
         self.path = path
         self.max_bytes = max_bytes  # 0: no cap
         self.transactions = 0
@@ -67,10 +67,10 @@ class Store:
     async def open(self) -> None:
         """Start the thread, open and migrate the database; raise if that fails."""
         self._token = trio.lowlevel.current_trio_token()
-        # Under trio's mock clock (tests), a task awaiting another thread looks idle and an
-        # autojumping clock would jump past deadlines while a job runs: there, jobs run inline,
-        # one transaction each, through the same `_run_batch`.
-        if isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock):
+        # Inline mode (tests under a mock clock, where a task awaiting another thread looks idle
+        # and an autojumping clock would jump past deadlines while a job runs): jobs run in the
+        # trio thread, one transaction each, through the same `_run_batch`.
+        if self.inline:
             self._inline = self._connect()
             return
         opened = trio.Event()
