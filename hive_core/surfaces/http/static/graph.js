@@ -143,7 +143,11 @@ export class Graph {
     this.nodes.delete(n.id);
     this.labels.get(n.id)?.el.remove();
     this.labels.delete(n.id);
-    this.links = this.links.filter((l) => (l.target.id ?? l.target) !== n.id);
+    this.links = this.links.filter((l) => {
+      if ((l.target.id ?? l.target) !== n.id) return true;
+      l.el.remove();
+      return false;
+    });
     n.el.remove();
     this.structure = true;
     this.schedule();
