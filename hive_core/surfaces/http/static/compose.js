@@ -113,7 +113,7 @@ export function renderInbox(box, inbox, onReply) {
       h("span", { class: "t muted" }, clock(m.sent_at)),
       h("a", { class: "who", href: `/agents/${encodeURIComponent(m.from)}` }, m.from),
       m.redelivered ? h("span", { class: "chip warn", title: "delivered before" }, "redelivered") : null,
-      m.in_reply_to !== undefined ? h("span", { class: "muted" }, `↩ #${m.in_reply_to}`) : null,
+      m.in_reply_to != null ? h("span", { class: "muted" }, `↩ #${m.in_reply_to}`) : null,
       h("span", { class: "spacer" }),
       h("button", { class: "btn small reply", onclick: () => onReply(m.from) }, "reply")),
     h("div", { class: "body" }, m.body + (m.size !== undefined && m.size > m.body.length ? " …" : ""))));

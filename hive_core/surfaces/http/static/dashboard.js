@@ -15,7 +15,7 @@ import { installCompose, renderInbox } from "./compose.js";
 import { installLifecycle } from "./lifecycle.js";
 import { Graph } from "./graph.js";
 import { Replay } from "./replay.js";
-import { h, ago, agentState, budgetBar, chips, clock, frameBatcher, lifecycleButtons, money, shortSha, tokens } from "./ui.js";
+import { h, ago, timeMs, agentState, budgetBar, chips, clock, frameBatcher, lifecycleButtons, money, shortSha, tokens } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const state = new HiveState();
@@ -107,7 +107,7 @@ function renderDead() {
 
 function renderReminders() {
   const items = [...state.reminders.values()].filter((r) => r.status !== "fired" && r.status !== "done")
-    .sort((a, b) => (b.status === "failed") - (a.status === "failed") || String(a.due_at).localeCompare(String(b.due_at)));
+    .sort((a, b) => (b.status === "failed") - (a.status === "failed") || (timeMs(a.due_at) || 0) - (timeMs(b.due_at) || 0));
   $("reminders-count").textContent = items.length || "";
   $("reminders").replaceChildren(...(items.length ? items.map((r) => h("div", { class: `crow${r.status === "failed" ? " bad" : ""}`, "data-reminder": r.id },
     h("span", { class: "muted" }, `#${r.id}`), h("a", { class: "who", href: `/agents/${encodeURIComponent(r.agent)}` }, r.agent),

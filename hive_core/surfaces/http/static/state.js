@@ -98,7 +98,7 @@ const handlers = {
   sent(s, ev) {
     if (ev.to !== "operator") return;
     if (s.inbox.some((m) => m.id === ev.id)) return;
-    s.inbox.push({ id: ev.id, from: ev.from, body: ev.preview ?? "", size: ev.size, sent_at: ev.at, redelivered: false, live: true });
+    s.inbox.push({ id: ev.id, from: ev.from, body: ev.preview ?? "", size: ev.size, sent_at: ev.at, redelivered: false, in_reply_to: ev.in_reply_to, live: true });
     if (s.inbox.length > INBOX_MAX) s.inbox.splice(0, s.inbox.length - INBOX_MAX);
     s.touch("inbox");
   },
@@ -200,6 +200,12 @@ const handlers = {
     c.count += 1;
     c.note = ev.note ?? c.note;
     c.at = ev.at;
+    s.crash.set(ev.agent, c);
+    s.touchAgent(ev.agent);
+  },
+  restart_given_up(s, ev) {
+    const c = s.crash.get(ev.agent) || { count: 0 };
+    c.note = `restart given up after ${ev.crashes} crashes`;
     s.crash.set(ev.agent, c);
     s.touchAgent(ev.agent);
   },

@@ -35,6 +35,7 @@ export function describe(ev, name) {
   if (ev.kind === "sent" && ev.from === name) return { cls: "k-msg", text: `✉ ${name} → ${ev.to}: ${ev.preview ?? ""}` };
   if (ev.kind === "container_crash") return { cls: "k-turn_end bad", text: `✖ crash${ev.note ? `: ${ev.note}` : ""}` };
   if (ev.kind === "transient_set") return { cls: "k-life", text: `… ${ev.transient}` };
+  if (ev.kind === "restart_given_up") return { cls: "k-turn_end bad", text: `✖ restart given up after ${ev.crashes} crashes` };
   if (ev.kind === "container_removed") return { cls: "k-turn_end bad", text: "✖ removed" };
   if (ev.kind === "budget_warning") return { cls: "k-status", text: "budget warning" };
   return null;

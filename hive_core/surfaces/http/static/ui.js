@@ -92,17 +92,24 @@ export function tokens(n) {
   return String(n);
 }
 
+// A time as the daemon may send it: an RFC 3339 string, or a number of seconds since the epoch
+// (reminder_added's due_at). Milliseconds, or NaN.
+export function timeMs(t) {
+  if (typeof t === "number") return t < 1e12 ? t * 1000 : t;
+  return Date.parse(t);
+}
+
 export function clock(iso) {
-  if (!iso) return "";
-  const d = new Date(iso);
+  if (iso === undefined || iso === null || iso === "") return "";
+  const d = new Date(timeMs(iso));
   if (Number.isNaN(d.getTime())) return iso;
   return d.toTimeString().slice(0, 8);
 }
 
 // "12s", "4m", "3h", "2d" since an RFC 3339 time (or until it, with a leading "in ").
 export function ago(iso, now = Date.now()) {
-  if (!iso) return "";
-  const t = Date.parse(iso);
+  if (iso === undefined || iso === null || iso === "") return "";
+  const t = timeMs(iso);
   if (Number.isNaN(t)) return "";
   const s = Math.round((now - t) / 1000);
   const a = Math.abs(s);
