@@ -300,7 +300,7 @@ def script(h: Hive):
             a = random.choice(live)
             h.reminders[rid] = {"id": rid, "agent": a, "message": "follow up on the review", "due_at": iso(h.now() + 600),
                                 "status": "pending", "attempts": 0}
-            h.emit("reminder_added", id=rid, agent=a, due_at=h.reminders[rid]["due_at"])
+            h.emit("reminder_added", id=rid, agent=a, due_at=h.now() + 600)  # a float, as hive_wire.events has it
         yield 0.4
 
 
