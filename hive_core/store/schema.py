@@ -165,11 +165,28 @@ def _v4_events_and_turns(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS turns_ended ON turns(ended_at)")
 
 
+def _v5_event_snapshots(conn: sqlite3.Connection) -> None:
+    # Replay (dashboard.md): the agents as they were at a seq, folded from the state events;
+    # a snapshot every so often keeps `state_at` short on a long history.
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS event_snapshots (
+            seq INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            agents TEXT NOT NULL
+        )"""
+    )
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS events_agents ON events(seq) "
+        "WHERE kind IN ('container_state_changed', 'container_removed')"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_broker_and_agents,
     _v2_queues,
     _v3_wanted_running,
     _v4_events_and_turns,
+    _v5_event_snapshots,
 ]
 
 LATEST = len(MIGRATIONS)
