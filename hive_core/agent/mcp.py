@@ -1,0 +1,262 @@
+"""`hive-core mcp`: the hive's tools for Claude Code, a stdio MCP server on the official `mcp`
+SDK (its low-level `Server`), run on trio through anyio, for the agent whose socket is
+`$HIVE_AGENT_SOCKET` (default `/run/hive/mcp.sock`).
+
+Rules kept here:
+- the tools come from `tools.py` (the verb table); which set (agent, or agent + manager) is
+  decided once, by `whoami` on the socket when the tool list is first asked for;
+- each call is one request on the socket; the structured result is the socket's answer (the
+  harness reads the ids a `recv` popped from it and acks them with the turn: this server never
+  acks); an error answer is a tool error with the daemon's sentence;
+- a socket that cannot be reached is a tool error naming its path, within `CONNECT_TIMEOUT`;
+  every call is bounded (`CALL_TIMEOUT`, plus the `recv` wait); a call that timed out or was
+  cancelled drops its connection (a late answer must never be read as the next one's);
+- connections are kept for the next call (one per concurrent call, a few kept idle); a kept
+  connection the daemon closed meanwhile (it restarted) fails on write, before anything was
+  sent, and the call is made once more on a fresh one;
+- start-up is paid once per turn: the SDK is imported only when serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from hive_wire.blocking import check_answer
+from hive_wire.client import Connection
+from hive_wire.errors import WireError
+from hive_wire.verbs import Socket
+
+from . import tools as toolsmod
+
+if TYPE_CHECKING:
+    import mcp_types
+
+log = logging.getLogger("hive_core.agent.mcp")
+
+DEFAULT_SOCKET = "/run/hive/mcp.sock"
+CONNECT_TIMEOUT = 2.0
+CALL_TIMEOUT = 60.0  # a verb's answer (lifecycle verbs wait for the backend: see SLOW)
+SLOW = {"start": 600.0, "restart": 600.0, "rebuild": 1800.0, "kill": 120.0}
+WAIT_CAP = 180  # the daemon's cap on a long-poll
+KEEP_IDLE = 4
+
+
+class Unreachable(Exception):
+    """The socket could not be reached (nothing was sent)."""
+
+
+class NoAnswer(Exception):
+    """The request may have been sent, but no answer came."""
+
+
+class HiveLink:
+    """Requests on the agent socket over kept connections."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._idle: list[Connection] = []
+
+    async def _open(self) -> Connection:
+        try:
+            with trio.fail_after(CONNECT_TIMEOUT):
+                return await Connection.open(self.path)
+        except trio.TooSlowError:
+            raise Unreachable(
+                f"the hive is not reachable at {self.path} (no connection within "
+                f"{CONNECT_TIMEOUT:g}s)"
+            ) from None
+        except OSError as e:
+            raise Unreachable(
+                f"the hive is not reachable at {self.path} ({e.strerror or e})"
+            ) from None
+
+    async def call(self, request: dict[str, Any], limit: float = CALL_TIMEOUT) -> dict[str, Any]:
+        """The answer's result fields; `WireError` for an error answer, `Unreachable`,
+        `NoAnswer`."""
+        conn = self._idle.pop() if self._idle else await self._open()
+        reused = True
+        while True:
+            done = False
+            try:
+                with trio.move_on_after(limit):
+                    try:
+                        await conn.send(request)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                        if not reused:
+                            raise Unreachable(
+                                f"the hive is not reachable at {self.path} (connection lost)"
+                            ) from None
+                        await _close(conn)  # closed while idle: nothing was sent
+                        conn, reused = await self._open(), False
+                        continue
+                    answer = await conn.read()
+                    done = True
+            except WireError:
+                raise
+            except (EOFError, trio.BrokenResourceError, OSError, ValueError) as e:
+                await _close(conn)
+                raise NoAnswer(
+                    f"the hive at {self.path} closed the connection before answering ({e}); "
+                    "the request may or may not have been carried out"
+                ) from None
+            except BaseException:  # cancelled mid-request: the answer would come out of turn
+                await _close(conn)
+                raise
+            if not done:
+                await _close(conn)
+                raise NoAnswer(
+                    f"the hive at {self.path} did not answer within {limit:g}s; the request "
+                    "may or may not have been carried out"
+                )
+            if len(self._idle) < KEEP_IDLE:
+                self._idle.append(conn)
+            else:
+                await _close(conn)
+            return check_answer(answer)
+
+    async def aclose(self) -> None:
+        while self._idle:
+            await _close(self._idle.pop())
+
+
+async def _close(conn: Connection) -> None:
+    with trio.CancelScope(shield=True):
+        try:
+            await conn.aclose()
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+
+def timeout_for(tool: toolsmod.Tool, request: Mapping[str, Any]) -> float:
+    base = SLOW.get(tool.verb or "", CALL_TIMEOUT)
+    wait = request.get("wait_seconds")
+    if isinstance(wait, int) and not isinstance(wait, bool) and wait > 0:
+        base += min(wait, WAIT_CAP)
+    return base
+
+
+class HiveTools:
+    """The tool list and the calls, for one socket; no SDK types (see `serve`)."""
+
+    def __init__(self, link: HiveLink) -> None:
+        self.link = link
+        self._tools: dict[str, toolsmod.Tool] | None = None
+        self.role: str | None = None
+
+    async def tools(self) -> dict[str, toolsmod.Tool]:
+        if self._tools is None:
+            try:
+                self.role = str((await self.link.call({"cmd": "whoami"}, 10.0))["role"])
+            except (Unreachable, NoAnswer, WireError, KeyError) as e:
+                # Listed anyway (Claude Code lists once per turn); the calls will say why.
+                log.warning("whoami failed: %s", e)
+                self.role = "manager" if os.environ.get("HIVE_AGENT_NAME") == "manager" else None
+            kind: Socket = "manager" if self.role == "manager" else "agent"
+            self._tools = {t.name: t for t in toolsmod.tools_for(kind)}
+        return self._tools
+
+    async def call(
+        self, name: str, arguments: Mapping[str, Any] | None
+    ) -> tuple[str, dict[str, Any], bool]:
+        """(text, structured result, is_error) of one tool call."""
+        tool = (await self.tools()).get(name)
+        if tool is None:
+            return f"no such tool: {name}", {"error": f"no such tool: {name}"}, True
+        args = dict(arguments or {})
+        try:
+            if tool.verb is None:
+                answer = await self.agent_meta(args.get("name"))
+            else:
+                request = tool.request(args)
+                answer = await self.link.call(request, timeout_for(tool, request))
+        except WireError as e:
+            return str(e), {"error": str(e), "code": e.code}, True
+        except (Unreachable, NoAnswer) as e:
+            return str(e), {"error": str(e), "code": "unreachable"}, True
+        return toolsmod.text(name, args, answer), answer, False
+
+    async def agent_meta(self, name: Any) -> dict[str, Any]:
+        """`get_agent_meta`: `whoami`, and the agent's status row where this socket may see
+        it (the manager's)."""
+        from hive_wire.errors import BadRequest, Forbidden, NotFound
+
+        if name is not None and not isinstance(name, str):
+            raise BadRequest("name: must be a string")
+        me = await self.link.call({"cmd": "whoami"})
+        target = name or me["name"]
+        if me.get("role") != "manager":
+            if target != me["name"]:
+                raise Forbidden("only the manager can look up another agent; ask the manager")
+            return dict(me)
+        rows = (await self.link.call({"cmd": "agent_status"}))["agent_statuses"]
+        row = next((r for r in rows if r.get("name") == target), None)
+        if target == me["name"]:
+            return {**me, **({"status": row} if row else {})}
+        if row is None:
+            raise NotFound(f"no agent named {target}")
+        return {"name": target, "role": "agent", "status": row}
+
+
+async def serve(path: str) -> None:
+    """Serve MCP on stdin/stdout until stdin closes."""
+    import mcp_types as types
+    from mcp.server.lowlevel import Server
+    from mcp.server.stdio import stdio_server
+
+    link = HiveLink(path)
+    hive = HiveTools(link)
+
+    async def list_tools(ctx: Any, params: Any) -> mcp_types.ListToolsResult:
+        return types.ListToolsResult(
+            tools=[
+                types.Tool(name=t.name, description=t.description, input_schema=t.input_schema)
+                for t in (await hive.tools()).values()
+            ]
+        )
+
+    async def call_tool(ctx: Any, params: mcp_types.CallToolRequestParams) -> Any:
+        text, structured, is_error = await hive.call(params.name, params.arguments)
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=text)],
+            structured_content=structured,
+            is_error=is_error,
+        )
+
+    server: Server[Any] = Server(
+        "hive",
+        version="1",
+        instructions=(
+            "The hive: messages between agents, the operator and the manager. Your turn was "
+            "woken by messages; `recv` drains more, `send` answers."
+        ),
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
+    try:
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+    finally:
+        await link.aclose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("-h", "--help"):
+        print(
+            "usage: hive-core mcp\n\nServe the hive's tools over MCP on stdin/stdout for the "
+            "agent whose socket is $HIVE_AGENT_SOCKET (default /run/hive/mcp.sock)."
+        )
+        return 0
+    logging.basicConfig(level=logging.WARNING, format="hive-core mcp: %(message)s")
+    trio.run(serve, os.environ.get("HIVE_AGENT_SOCKET") or DEFAULT_SOCKET)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
