@@ -19,6 +19,8 @@ TOML keys (all optional):
     manager_command ([argv]),
     [urls] domain, home, forge, matrix
     [forge] url, token_file (the optional mirror of the applied config repos)
+    [budget] usd_per_day, usd_per_month, tokens_per_day (every agent's default budget; an
+    agent's `agent.toml` `[budget]` overrides it key by key; none by default)
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
+from hive_core import budget
 
 BACKENDS = ("process", "nixos-container")
 SOCKET_PATH_MAX = 107
@@ -69,6 +73,7 @@ class Config:
     manager_command: list[str] | None = None
     urls: dict[str, str] = attrs.Factory(dict)
     forge: dict[str, str] = attrs.Factory(dict)
+    budget: dict[str, float] = attrs.Factory(dict)
 
     def socket_path_check(self) -> None:
         longest = self.run_dir / "agents" / ("x" * 63) / "mcp.sock"
@@ -132,6 +137,7 @@ def load(
         run_dir=Path(run).absolute() if run else default_run_dir(),
         **values,
     )
+    cfg.budget = budget.check(cfg.budget, "budget")
     if cfg.backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {cfg.backend!r}")
     cfg.socket_path_check()

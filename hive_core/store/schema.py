@@ -181,12 +181,75 @@ def _v5_event_snapshots(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v6_costs(conn: sqlite3.Connection) -> None:
+    # Costs (agent.md): the thread each turn is charged to, a per-agent-per-day rollup (windows
+    # read it instead of the whole history), and the budget state (store/costs.py).
+    from hive_core.store import costs
+
+    turns = sqlite_utils.Database(conn)["turns"]
+    if "thread" not in turns.columns_dict:  # type: ignore[union-attr]
+        conn.execute("ALTER TABLE turns ADD COLUMN thread INTEGER")
+    conn.execute("CREATE INDEX IF NOT EXISTS turns_thread ON turns(thread) "
+                 "WHERE thread IS NOT NULL")
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS turn_days (
+            agent TEXT NOT NULL,
+            day INTEGER NOT NULL,
+            turns INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cache_read_tokens INTEGER NOT NULL,
+            cache_creation_tokens INTEGER NOT NULL,
+            cost_usd REAL NOT NULL,
+            PRIMARY KEY (agent, day)
+        ) WITHOUT ROWID"""
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS turn_days_day ON turn_days(day)")
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS budget_warnings (
+            agent TEXT NOT NULL,
+            period TEXT NOT NULL,
+            PRIMARY KEY (agent, period)
+        ) WITHOUT ROWID"""
+    )
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS budget_stops (
+            agent TEXT PRIMARY KEY,
+            period TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            ends_at REAL NOT NULL,
+            approval_id INTEGER,
+            reason TEXT NOT NULL
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS budget_raises (
+            approval_id INTEGER PRIMARY KEY,
+            agent TEXT NOT NULL,
+            period TEXT NOT NULL,
+            unit TEXT NOT NULL,
+            amount REAL NOT NULL,
+            granted INTEGER NOT NULL DEFAULT 0
+        )"""
+    )
+    # Turns written before this migration: their thread and the rollup, from what is there.
+    for tid, woken in conn.execute(
+        "SELECT id, json_extract(woken_by, '$[0]') FROM turns "
+        "WHERE thread IS NULL AND woken_by IS NOT NULL"
+    ).fetchall():
+        if woken is not None:
+            conn.execute("UPDATE turns SET thread = ? WHERE id = ?",
+                         (costs.thread_of(conn, int(woken)), tid))
+    costs.rebuild_days(conn)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_broker_and_agents,
     _v2_queues,
     _v3_wanted_running,
     _v4_events_and_turns,
     _v5_event_snapshots,
+    _v6_costs,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -2,7 +2,8 @@
 
 Rules kept here:
 - a row is written once and never updated; `woken_by` is the JSON list of the message ids the
-  turn was woken by (the thread a turn is charged to);
+  turn was woken by; `thread` the first message of the first one's `in_reply_to` chain (the
+  thread the turn is charged to); the per-day rollup (`turn_days`) is written with it;
 - the vacuum deletes rows older than the retention (90 days by default), never newer ones.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from typing import NamedTuple
+
+from hive_core.store import costs
 
 
 class TurnRow(NamedTuple):
@@ -30,13 +33,22 @@ class TurnRow(NamedTuple):
 
 
 def insert_many(conn: sqlite3.Connection, rows: list[TurnRow]) -> None:
-    conn.executemany(
-        "INSERT INTO turns (agent, ended_at, ok, result_kind, duration_ms, model, input_tokens, "
-        "output_tokens, cache_read_tokens, cache_creation_tokens, cost_usd, context_tokens, "
-        "woken_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(*r[:12], json.dumps(r.woken_by) if r.woken_by else None) for r in rows],
-    )
+    """The rows, each charged to its thread (`costs.thread_of` its first waking message) and
+    summed into the per-day rollup in the same transaction."""
+    for r in rows:
+        thread = costs.thread_of(conn, r.woken_by[0]) if r.woken_by else None
+        conn.execute(
+            "INSERT INTO turns (agent, ended_at, ok, result_kind, duration_ms, model, "
+            "input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, cost_usd, "
+            "context_tokens, woken_by, thread) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*r[:12], json.dumps(r.woken_by) if r.woken_by else None, thread),
+        )
+        costs.add_to_days(conn, r.agent, r.ended_at, costs.Sums(
+            1, r.input_tokens, r.output_tokens, r.cache_read_tokens, r.cache_creation_tokens,
+            r.cost_usd))
 
 
 def vacuum(conn: sqlite3.Connection, older_than: float) -> int:
-    return conn.execute("DELETE FROM turns WHERE ended_at < ?", (older_than,)).rowcount
+    removed = conn.execute("DELETE FROM turns WHERE ended_at < ?", (older_than,)).rowcount
+    costs.vacuum_days(conn, older_than)
+    return removed
