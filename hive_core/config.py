@@ -17,6 +17,9 @@ TOML keys (all optional):
     and everything else keeps working; SQLite's `max_page_count`),
     nixos_container, journalctl, nixos_container_conf_dir (the nixos-container backend),
     manager_command ([argv]),
+    dashboard_listen ("HOST:PORT" or "off"; env HIVE_DASHBOARD, flag --dashboard; port 0 picks
+    a free port, logged and answered by `urls`), dashboard_hosts (names besides the bind address
+    and localhost that the dashboard accepts in `Host`: behind a proxy of one's own),
     [urls] domain, home, forge, matrix
     [forge] url, token_file (the optional mirror of the applied config repos)
     [budget] usd_per_day, usd_per_month, tokens_per_day (every agent's default budget; an
@@ -71,6 +74,8 @@ class Config:
     # under trio's mock clock (an autojumping clock would jump while another thread works).
     inline_io: bool = False
     manager_command: list[str] | None = None
+    dashboard_listen: str = "127.0.0.1:7777"
+    dashboard_hosts: list[str] = attrs.Factory(list)
     urls: dict[str, str] = attrs.Factory(dict)
     forge: dict[str, str] = attrs.Factory(dict)
     budget: dict[str, float] = attrs.Factory(dict)
@@ -82,6 +87,18 @@ class Config:
                 f"run dir {self.run_dir} is too long: agent socket paths would exceed "
                 f"{SOCKET_PATH_MAX} bytes (unix socket limit); choose a shorter --run-dir"
             )
+
+
+def dashboard_address(listen: str) -> tuple[str, int] | None:
+    """`HOST:PORT` (`[v6]:PORT` for IPv6) as (host, port); None for `off`."""
+    if listen == "off":
+        return None
+    host, sep, port = listen.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"dashboard_listen must be HOST:PORT or off, not {listen!r}")
+    return host, int(port)
 
 
 def default_state_dir() -> Path:
@@ -131,6 +148,8 @@ def load(
     run = run_dir or os.environ.get("HIVE_RUN_DIR") or values.pop("run_dir", None)
     values.pop("state_dir", None)
     values.pop("run_dir", None)
+    if os.environ.get("HIVE_DASHBOARD"):
+        values["dashboard_listen"] = os.environ["HIVE_DASHBOARD"]
     values.update({k: v for k, v in overrides.items() if v is not None})
     cfg = Config(
         state_dir=Path(state).absolute() if state else default_state_dir(),
@@ -141,4 +160,5 @@ def load(
     if cfg.backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {cfg.backend!r}")
     cfg.socket_path_check()
+    dashboard_address(cfg.dashboard_listen)
     return cfg

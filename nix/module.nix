@@ -24,11 +24,11 @@ let
     "turn_stats_retention_days" "stop_grace" "crash_scan" "restart_on_crash"
     "restart_max_crashes" "restart_window" "restart_backoff" "restart_backoff_max"
     "max_connections" "max_connections_per_agent" "nixos_container" "journalctl" "nixos_container_conf_dir"
-    "read_deadline" "database_max_bytes" "stop_agents_on_exit" "inline_io" "manager_command" "urls"
-    "forge" "budget"
+    "read_deadline" "database_max_bytes" "stop_agents_on_exit" "inline_io" "manager_command"
+    "dashboard_listen" "dashboard_hosts" "urls" "forge" "budget"
   ];
   # Keys set from the options (one place for each value); the directories go on the command line.
-  ownedKeys = [ "state_dir" "run_dir" "backend" "admin_group" ];
+  ownedKeys = [ "state_dir" "run_dir" "backend" "admin_group" "dashboard_listen" ];
   unknownKeys = lib.filter (k: !(lib.elem k knownKeys)) (lib.attrNames cfg.settings);
   clashingKeys = lib.filter (k: lib.elem k ownedKeys) (lib.attrNames cfg.settings);
 
@@ -52,9 +52,7 @@ let
     // {
       backend = cfg.backend;
       admin_group = cfg.adminGroup;
-      # dashboard.listen is not written: the daemon has no key for it yet (hive_core/config.py)
-      # and refuses unknown keys. Add `dashboard_listen = cfg.dashboard.listen;` (and the key to
-      # knownKeys) once config.py accepts it.
+      dashboard_listen = cfg.dashboard.listen;
     };
 
   # StateDirectory=/RuntimeDirectory= take a name below /var/lib and /run; a directory elsewhere
@@ -118,8 +116,9 @@ in
       type = lib.types.str;
       default = "127.0.0.1:7777";
       description = ''
-        Where the dashboard will listen (host:port). Not passed to the daemon yet: it has no
-        configuration key for it, and it refuses unknown keys.
+        Where the dashboard listens (host:port, `[v6]:port`), or "off"; the daemon's
+        `dashboard_listen`. Loopback by default: a remote operator uses an SSH tunnel or a proxy
+        of their own (and names it in `settings.dashboard_hosts`).
       '';
     };
 

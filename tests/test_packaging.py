@@ -549,6 +549,7 @@ def test_flake_builds_the_package_from_pyproject(nix_instantiate: str, tmp_path:
 def default_settings(nixos_container: str, journalctl: str, conf_dir: str) -> dict[str, Any]:
     """What the module renders with no `settings` (backend nixos-container)."""
     return {"backend": "nixos-container", "admin_group": "hive-admin",
+            "dashboard_listen": "127.0.0.1:7777",
             "nixos_container": nixos_container, "journalctl": journalctl,
             "nixos_container_conf_dir": conf_dir}
 
