@@ -3,7 +3,7 @@ config holds.
 
 Rules kept here:
 - `command` is a non-empty argv list (at most 256 strings, no NUL, valid UTF-8), never a shell
-  line; `env` is a table of strings with usable names;
+  line; `env` is a table of strings with usable names; `[budget]` as hive_core/budget.py says;
 - unknown keys are refused with the key named, so a typo never silently does nothing.
 """
 
@@ -13,6 +13,7 @@ import sys
 import tomllib
 from typing import Any
 
+from hive_core import budget
 from hive_wire.errors import BadRequest
 
 DEFAULT_COMMAND = [sys.executable, "-m", "hive_core", "agent", "echo"]  # the bundled echo agent
@@ -76,16 +77,17 @@ def template(backend_kind: str, command: list[str] | None) -> dict[str, str]:
 
 
 def parse_config(text: bytes, where: str) -> dict[str, Any]:
-    """`agent.toml` checked: `command` a non-empty argv, `env` a table of strings."""
+    """`agent.toml` checked: `command` a non-empty argv, `env` a table of strings, `budget` (if
+    given) the agent's budget (hive_core/budget.py)."""
     try:
         data = tomllib.loads(text.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise BadRequest(f"{where}: not UTF-8") from e
     except tomllib.TOMLDecodeError as e:
         raise BadRequest(f"{where}: invalid TOML: {e}") from e
-    unknown = sorted(set(data) - {"command", "env"})
+    unknown = sorted(set(data) - {"command", "env", "budget"})
     if unknown:
-        raise BadRequest(f"{where}: unknown key {unknown[0]!r} (expected command, env)")
+        raise BadRequest(f"{where}: unknown key {unknown[0]!r} (expected command, env, budget)")
     if "command" not in data:
         raise BadRequest(f"{where}: command: missing")
     try:
@@ -100,4 +102,10 @@ def parse_config(text: bytes, where: str) -> dict[str, Any]:
             raise BadRequest(f"{where}: env.{key}: must be a string")
         if not key or "=" in key or "\x00" in key or "\x00" in value:
             raise BadRequest(f"{where}: env: {key!r} is not a usable variable (empty, '=' or NUL)")
-    return {"command": list(command), "env": dict(env)}
+    out: dict[str, Any] = {"command": list(command), "env": dict(env)}
+    if "budget" in data:
+        try:
+            out["budget"] = budget.check(data["budget"], "budget")
+        except ValueError as e:
+            raise BadRequest(f"{where}: {e}") from None
+    return out

@@ -96,6 +96,23 @@ class Agents:
             command, env = config["command"], config["env"]
         return attrs.evolve(self.bare_spec(name), command=command, env=env)
 
+    async def budget(self, name: str) -> dict[str, float]:
+        """`name`'s `[budget]` from `agent.toml` on its applied repo's main (cached as `spec`'s
+        config is); {} when it has none, or no readable `agent.toml`."""
+        try:
+            if (sha := self._main.get(name)) is None:
+                found = await self.repos.main_config(name)
+                if found is None:
+                    return {}
+                sha, self._configs[(name, sha)] = found
+                self._main[name] = sha
+            config = self._configs.get((name, sha))
+            if config is None:
+                config = self._configs[(name, sha)] = await self.repos.config_at(name, sha)
+        except WireError:
+            return {}
+        return dict(config.get("budget", {}))
+
     def bare_spec(self, name: str) -> AgentSpec:
         """`name`'s paths, no command: enough for the backend's `create`."""
         return AgentSpec(
@@ -185,6 +202,19 @@ class Agents:
         self._main.pop(name, None)
         for key in [k for k in self._configs if k[0] == name]:
             del self._configs[key]
+
+    async def restart_setting(self, name: str) -> str | None:
+        """`[lifecycle] restart` of `name`'s deployed agent.toml ("on-crash" or "never"), or
+        None when it says nothing (or has no agent.toml: the nixos-container backend)."""
+        if self.backend.kind != "process":
+            return None
+        try:
+            await self.spec(name)  # reads and caches main's config
+        except (WireError, OSError):
+            return None
+        config = self._configs.get((name, self._main.get(name, "")), {})
+        value = config.get("restart")
+        return value if isinstance(value, str) else None
 
     async def remove(self, name: str) -> None:
         self.forget(name)
