@@ -5,20 +5,15 @@
 - `hive`: `serve()` started in the test's nursery with `nursery.start` (so it is ready), shut
   down cleanly at the end of the test;
 - `host`, `manager`, `agent_sock`: socket paths;
-- `start_daemon` (sync): the installed `hive-core serve` as a subprocess, for kill -9 and signal
-  tests; waits for the host socket to answer, never sleeps a fixed time.
+- `daemon` (sync): `hive-core serve` as a subprocess (`tests.helpers.Daemon`), for kill -9 and
+  signal tests; it waits for `READY=1`, never a fixed time.
+Helpers (one client, one daemon runner, `ok`, `refused`, `send`) live in `tests/helpers.py`.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,10 +21,9 @@ from typing import Any
 import pytest
 import trio
 
-from hive_core import config as config_mod
 from hive_core.app import Hive
 from hive_core.daemon import serve
-from hive_wire.client import Connection
+from tests.helpers import Daemon, make_config  # noqa: F401 (fixtures below use them)
 
 
 @pytest.fixture
@@ -39,10 +33,6 @@ def dirs() -> Iterator[Path]:
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
-
-
-def make_config(base: Path, **overrides: Any) -> config_mod.Config:
-    return config_mod.load(None, str(base / "state"), str(base / "run"), **overrides)
 
 
 @pytest.fixture
@@ -75,78 +65,6 @@ def host(hive: Hive) -> str:
 @pytest.fixture
 def manager(hive: Hive) -> str:
     return str(hive.paths.manager_socket)
-
-
-def agent_sock(hive: Hive, name: str) -> str:
-    return str(hive.paths.agent_socket(name))
-
-
-async def call(path: str, request: dict[str, Any]) -> dict[str, Any]:
-    """The raw envelope of one request on a fresh connection."""
-    async with await Connection.open(path) as conn:
-        await conn.send(request)
-        return await conn.read()
-
-
-async def spawn_idle(hive: Hive, *names: str) -> None:
-    """Spawn agents whose process just sleeps (the test plays the agent over its socket), and
-    consume the manager's `spawned` helper events, so tests start from an empty manager inbox."""
-    manager = str(hive.paths.manager_socket)
-    for name in names:
-        answer = await call(str(hive.paths.host_socket),
-                            {"cmd": "spawn", "name": name, "command": SLEEPER})
-        assert answer["ok"], answer
-        got = await call(manager, {"cmd": "recv"})
-        assert [json.loads(m["body"]) for m in got["messages"]] == [
-            {"event": "spawned", "agent": name}], got
-        assert (await call(manager, {"cmd": "ack_turn"}))["acked"] == 1
-
-
-SLEEPER = [sys.executable, "-c", "import time; time.sleep(3600)"]
-
-
-# --- the daemon as a subprocess ------------------------------------------------------------
-class Daemon:
-    def __init__(self, base: Path, extra_env: dict[str, str] | None = None) -> None:
-        self.base = base
-        self.env = {**os.environ, **(extra_env or {})}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = base / "daemon.log"
-
-    @property
-    def host(self) -> str:
-        return str(self.base / "run" / "host.sock")
-
-    def start(self, timeout: float = 20.0) -> None:
-        from hive_wire.blocking import call_sync
-
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hive_core", "serve", "--state-dir",
-                 str(self.base / "state"), "--run-dir", str(self.base / "run")],
-                stdout=log, stderr=subprocess.STDOUT, env=self.env,
-            )
-        deadline = time.monotonic() + timeout
-        while True:  # readiness: the host socket answers (polled, bounded; not a fixed sleep)
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited: {self.log.read_text()}")
-            try:
-                call_sync(self.host, {"cmd": "list"}, timeout=5)
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=60)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from hive_core.app import Hive
 from hive_core.daemon import serve
 from hive_wire.client import Connection
 
-from .conftest import Daemon, agent_sock, call, make_config, spawn_idle
+from .helpers import Daemon, agent_sock, make_config, ok, refused, send, spawn_idle
 
 LEASE = 60  # seconds; the maintenance sweep then runs every LEASE / 4 = 15 s
 SWEEP = LEASE / 4
@@ -40,22 +40,10 @@ def hive_config() -> dict[str, Any]:
 
 
 # --- helpers --------------------------------------------------------------------------------
-async def ok(path: str, request: dict[str, Any]) -> dict[str, Any]:
-    answer = await call(path, request)
-    assert answer["ok"] is True, answer
-    return answer
 
 
-async def refused(path: str, request: dict[str, Any]) -> str:
-    answer = await call(path, request)
-    assert answer["ok"] is False, answer
-    assert list(answer) == ["version", "ok", "error", "code"]
-    assert answer["error"]
-    return str(answer["code"])
 
 
-async def send(path: str, to: str, body: str) -> int:
-    return int((await ok(path, {"cmd": "send", "to": to, "body": body}))["id"])
 
 
 async def recv(path: str, max_: int = RECV_CAP, wait: int = 0) -> list[dict[str, Any]]:

@@ -34,7 +34,7 @@ from hive_core.surfaces.cli.main import main
 from hive_wire.blocking import BlockingConnection, call_sync
 from hive_wire.errors import LineTooLong, NotFound
 
-from .conftest import SLEEPER, Daemon
+from .helpers import SLEEPER, Daemon
 from .procs import agent_pids, alive
 
 REPO = Path(__file__).resolve().parent.parent

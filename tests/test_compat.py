@@ -20,7 +20,7 @@ from hive_core.surfaces.sockets import TABLES
 from hive_wire.client import Connection
 from hive_wire.errors import CODES
 
-from .conftest import agent_sock, call, spawn_idle
+from .helpers import agent_sock, call, spawn_idle
 from .test_wire import HYPERHIVE_REQUESTS
 
 TIMEOUT = 20

@@ -16,7 +16,7 @@ from hive_core.app import Hive
 from hive_core.daemon import serve
 from hive_wire.errors import Forbidden
 
-from .conftest import SLEEPER, Daemon, call, make_config, spawn_idle
+from .helpers import SLEEPER, Daemon, call, make_config, spawn_idle
 from .procs import agent_pids
 
 

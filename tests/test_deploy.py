@@ -16,7 +16,7 @@ import trio.testing
 
 from hive_core.app import Hive
 
-from .conftest import call
+from .helpers import call, ok
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "manager", "GIT_AUTHOR_EMAIL": "m@hive",
            "GIT_COMMITTER_NAME": "manager", "GIT_COMMITTER_EMAIL": "m@hive", "HOME": "/tmp",
@@ -36,10 +36,6 @@ def announcing(mark: str) -> str:
             f"[env]\nMARK = {json.dumps(mark)}\n")
 
 
-async def ok(path: str, request: dict[str, Any]) -> dict[str, Any]:
-    answer = await call(path, request)
-    assert answer["ok"] is True, answer
-    return answer
 
 
 async def propose(hive: Hive, name: str, toml: str, message: str) -> str:

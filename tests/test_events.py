@@ -16,19 +16,13 @@ import trio
 from hive_core.app import Hive
 from hive_wire.client import Connection
 
-from .conftest import agent_sock, call, spawn_idle
+from .helpers import agent_sock, call, ok, send, spawn_idle
 
 MESSAGE_KINDS = ("sent", "delivered", "acked", "requeued")
 
 
-async def ok(path: str, request: dict[str, Any]) -> dict[str, Any]:
-    answer = await call(path, request)
-    assert answer["ok"] is True, answer
-    return answer
 
 
-async def send(path: str, to: str, body: str) -> int:
-    return int((await ok(path, {"cmd": "send", "to": to, "body": body}))["id"])
 
 
 @asynccontextmanager

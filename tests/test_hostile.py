@@ -43,7 +43,7 @@ from hive_wire.codec import LineBuffer
 from hive_wire.errors import CODES
 from hive_wire.requests import VERBS
 
-from .conftest import SLEEPER, Daemon, agent_sock, call, make_config, spawn_idle
+from .helpers import SLEEPER, Daemon, agent_sock, call, make_config, refused, spawn_idle
 
 TIMEOUT = 20
 SERVED = {"host": TABLES["host"], "manager": TABLES["manager"], "agent": TABLES["agent"]}
@@ -297,10 +297,6 @@ async def snapshot(hive: Hive) -> tuple[Any, ...]:
         hive.paths.database)
 
 
-async def refused(path: str, request: dict[str, Any], code: str) -> None:
-    answer = await call(path, request)
-    assert_envelope(answer)
-    assert answer["ok"] is False and answer["code"] == code, (request, answer)
 
 
 async def _some_state(hive: Hive) -> None:

@@ -16,19 +16,8 @@ from hive_core.app import Hive
 from hive_core.daemon import serve
 from hive_wire.client import Connection
 
-from .conftest import SLEEPER, call, make_config, spawn_idle
+from .helpers import SLEEPER, make_config, ok, refused, spawn_idle
 from .procs import agent_pids
-
-
-async def ok(path: str, request: dict[str, Any]) -> dict[str, Any]:
-    answer = await call(path, request)
-    assert answer["ok"] is True, answer
-    return answer
-
-
-async def refused(path: str, request: dict[str, Any], code: str) -> None:
-    answer = await call(path, request)
-    assert answer["ok"] is False and answer["code"] == code, answer
 
 
 async def row(host: str, name: str) -> dict[str, Any]:
@@ -180,7 +169,7 @@ async def test_logs_of_a_process_agent(hive: Hive, host: str) -> None:
 async def test_stopped_agent_stays_stopped_across_restart(dirs: Path) -> None:
     from hive_core.daemon import serve
 
-    from .conftest import make_config
+    from .helpers import make_config
 
     cfg = make_config(dirs)
     async with trio.open_nursery() as nursery:

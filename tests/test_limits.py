@@ -16,7 +16,7 @@ from hive_core.app import Hive
 from hive_core.daemon import serve
 from hive_wire.client import Connection
 
-from .conftest import agent_sock, call, make_config, spawn_idle
+from .helpers import agent_sock, call, make_config, spawn_idle
 
 
 def open_fds() -> int:

@@ -13,19 +13,7 @@ import trio
 from hive_core.app import Hive
 from hive_core.daemon import serve
 
-from .conftest import agent_sock, call, make_config, spawn_idle
-
-
-async def ok(path: str, request: dict[str, Any]) -> dict[str, Any]:
-    answer = await call(path, request)
-    assert answer["ok"] is True, answer
-    return answer
-
-
-async def refused(path: str, request: dict[str, Any], code: str) -> dict[str, Any]:
-    answer = await call(path, request)
-    assert answer["ok"] is False and answer["code"] == code, answer
-    return answer
+from .helpers import agent_sock, make_config, ok, refused, spawn_idle
 
 
 async def helper_events(path: str) -> list[dict[str, Any]]:

@@ -43,7 +43,7 @@ from hive_core.daemon import serve
 from hive_wire.blocking import call_sync
 from hive_wire.errors import Conflict
 
-from .conftest import SLEEPER, Daemon, agent_sock, call, make_config, spawn_idle
+from .helpers import SLEEPER, Daemon, agent_sock, call, make_config, spawn_idle
 from .procs import agent_pids
 
 TIMEOUT = 20

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from hive_core.app import Hive
 
-from .conftest import agent_sock, call, spawn_idle
+from .helpers import agent_sock, call, spawn_idle
 
 
 async def test_send_recv_ack_through_sockets(hive: Hive, host: str) -> None:
