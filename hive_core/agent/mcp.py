@@ -9,7 +9,8 @@ Rules kept here:
   harness reads the ids a `recv` popped from it and acks them with the turn: this server never
   acks); an error answer is a tool error with the daemon's sentence;
 - a socket that cannot be reached is a tool error naming its path, within `CONNECT_TIMEOUT`;
-  every call is bounded (`CALL_TIMEOUT`, plus the `recv` wait); a call that timed out or was
+  every call is bounded (`CALL_TIMEOUT`, the lifecycle verbs' `SLOW`, or
+  `$HIVE_MCP_CALL_TIMEOUT`; plus the `recv` wait); a call that timed out or was
   cancelled drops its connection (a late answer must never be read as the next one's);
 - connections are kept for the next call (one per concurrent call, a few kept idle); a kept
   connection the daemon closed meanwhile (it restarted) fails on write, before anything was
@@ -45,6 +46,7 @@ CALL_TIMEOUT = 60.0  # a verb's answer (lifecycle verbs wait for the backend: se
 SLOW = {"start": 600.0, "restart": 600.0, "rebuild": 1800.0, "kill": 120.0}
 WAIT_CAP = 180  # the daemon's cap on a long-poll
 KEEP_IDLE = 4
+WHOAMI_TIMEOUT = 5.0  # the role, asked once before the tool list
 
 
 class Unreachable(Exception):
@@ -133,8 +135,10 @@ async def _close(conn: Connection) -> None:
             pass
 
 
-def timeout_for(tool: toolsmod.Tool, request: Mapping[str, Any]) -> float:
-    base = SLOW.get(tool.verb or "", CALL_TIMEOUT)
+def timeout_for(tool: toolsmod.Tool, request: Mapping[str, Any], fixed: float | None) -> float:
+    """How long a call may take: `fixed` (`$HIVE_MCP_CALL_TIMEOUT`) or the verb's own bound,
+    plus the long-poll's wait."""
+    base = fixed or SLOW.get(tool.verb or "", CALL_TIMEOUT)
     wait = request.get("wait_seconds")
     if isinstance(wait, int) and not isinstance(wait, bool) and wait > 0:
         base += min(wait, WAIT_CAP)
@@ -144,15 +148,17 @@ def timeout_for(tool: toolsmod.Tool, request: Mapping[str, Any]) -> float:
 class HiveTools:
     """The tool list and the calls, for one socket; no SDK types (see `serve`)."""
 
-    def __init__(self, link: HiveLink) -> None:
+    def __init__(self, link: HiveLink, call_timeout: float | None = None) -> None:
         self.link = link
+        self.call_timeout = call_timeout
         self._tools: dict[str, toolsmod.Tool] | None = None
         self.role: str | None = None
 
     async def tools(self) -> dict[str, toolsmod.Tool]:
         if self._tools is None:
             try:
-                self.role = str((await self.link.call({"cmd": "whoami"}, 10.0))["role"])
+                limit = self.call_timeout or WHOAMI_TIMEOUT
+                self.role = str((await self.link.call({"cmd": "whoami"}, limit))["role"])
             except (Unreachable, NoAnswer, WireError, KeyError) as e:
                 # Listed anyway (Claude Code lists once per turn); the calls will say why.
                 log.warning("whoami failed: %s", e)
@@ -174,7 +180,8 @@ class HiveTools:
                 answer = await self.agent_meta(args.get("name"))
             else:
                 request = tool.request(args)
-                answer = await self.link.call(request, timeout_for(tool, request))
+                limit = timeout_for(tool, request, self.call_timeout)
+                answer = await self.link.call(request, limit)
         except WireError as e:
             return str(e), {"error": str(e), "code": e.code}, True
         except (Unreachable, NoAnswer) as e:
@@ -203,14 +210,14 @@ class HiveTools:
         return {"name": target, "role": "agent", "status": row}
 
 
-async def serve(path: str) -> None:
+async def serve(path: str, call_timeout: float | None = None) -> None:
     """Serve MCP on stdin/stdout until stdin closes."""
     import mcp_types as types
     from mcp.server.lowlevel import Server
     from mcp.server.stdio import stdio_server
 
     link = HiveLink(path)
-    hive = HiveTools(link)
+    hive = HiveTools(link, call_timeout)
 
     async def list_tools(ctx: Any, params: Any) -> mcp_types.ListToolsResult:
         return types.ListToolsResult(
@@ -254,7 +261,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     logging.basicConfig(level=logging.WARNING, format="hive-core mcp: %(message)s")
-    trio.run(serve, os.environ.get("HIVE_AGENT_SOCKET") or DEFAULT_SOCKET)
+    fixed = os.environ.get("HIVE_MCP_CALL_TIMEOUT")
+    trio.run(
+        serve,
+        os.environ.get("HIVE_AGENT_SOCKET") or DEFAULT_SOCKET,
+        float(fixed) if fixed else None,
+    )
     return 0
 
 

@@ -33,7 +33,6 @@ from . import fake_api as fake
 HERE = Path(__file__).parent
 CLAUDE = HERE / "claude-code" / "node_modules" / ".bin" / "claude"
 STAND_IN = HERE / "stand_in_claude.py"
-STAND_IN_MCP = HERE / "stand_in_mcp.py"  # until hive_core.agent.mcp exists
 MODEL = "claude-sonnet-4-5"  # the fake's prices in fake_api.cost_usd are this model's
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(3600)"]
 

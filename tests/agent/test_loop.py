@@ -17,7 +17,7 @@ from hive_core.agent import turn_stats
 from hive_core.agent.loop import REDELIVERED, Harness
 
 from . import fake_api as fake
-from .conftest import STAND_IN, STAND_IN_MCP, Agent, ok, wait_completed, wait_for
+from .conftest import STAND_IN, Agent, ok, wait_completed, wait_for
 from .test_process import wait_gone
 
 
@@ -233,7 +233,7 @@ async def test_messages_the_turn_pops_with_the_recv_tool_are_acked(
 ) -> None:
     release = threading.Event()
     fake_api.add(fake.hold(release, fake.tool("mcp__hive__recv", {"max": 5})), fake.text("done"))
-    h = agent.harness(mcp_command=[sys.executable, str(STAND_IN_MCP)])
+    h = agent.harness()  # the real `hive-core mcp`
     async with trio.open_nursery() as nursery:
         await nursery.start(h.run)
         with trio.fail_after(60):
