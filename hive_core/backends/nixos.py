@@ -54,6 +54,7 @@ import trio
 
 from hive_core.backends.process import AgentSpec, ExitCallback
 from hive_core.clock import offload
+from hive_core.errors import translate
 from hive_wire.errors import BadRequest, Conflict, NotFound, Unavailable
 from hive_wire.names import check_agent_name
 
@@ -115,7 +116,7 @@ class NixosContainerBackend:
             raise Unavailable(f"cannot run {argv[0]}: not found (is it installed and on PATH?)"
                               ) from e
         except OSError as e:
-            raise Unavailable(f"cannot run {argv[0]}: {e.strerror or e}") from e
+            raise translate(e, f"cannot run {argv[0]}") from e
         if check and done.returncode != 0:
             raise _failed(argv, done)
         return done

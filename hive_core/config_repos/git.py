@@ -25,6 +25,7 @@ from pathlib import Path
 
 import trio
 
+from hive_core.errors import translated
 from hive_core.paths import ensure_dir
 from hive_wire.errors import BadRequest, Forbidden, Unavailable
 
@@ -160,11 +161,9 @@ class Git:
         argv = [self.exe, *HARDENED, *(["-C", str(cwd)] if cwd else []), *args]
         if max_file is not None:
             argv = [sys.executable, "-c", _FSIZE_EXEC, str(max_file), *argv]
-        try:
+        with translated("cannot run git", forbidden=False):
             done = await trio.run_process(argv, stdin=stdin, capture_stdout=True,
                                           capture_stderr=True, check=False, env=self.env(env))
-        except OSError as e:
-            raise Unavailable(f"cannot run git: {e.strerror or e}") from e
         if done.returncode not in ok:
             raise Unavailable(f"git {_verb(args)} failed: {tail(done.stderr, secret)}")
         return done

@@ -26,6 +26,7 @@ from typing import Any
 
 import trio
 
+from hive_core.errors import translate
 from hive_wire.errors import Unavailable, WireError
 
 from . import schema
@@ -256,10 +257,8 @@ def _abort(conn: sqlite3.Connection, batch: list[_Job], err: BaseException) -> N
 
 
 def _translate(err: BaseException) -> BaseException:
-    if isinstance(err, sqlite3.Error) and not isinstance(err, WireError):
-        out = Unavailable(f"database error: {err}")
-        out.__cause__ = err
-        return out
+    if isinstance(err, sqlite3.Error):
+        return translate(err, "database error")
     return err
 
 
@@ -268,8 +267,7 @@ def _fail_all(batch: list[_Job], err: BaseException) -> None:
     for job in batch:
         job.result = None
         if job.error is None or not isinstance(job.error, WireError):
-            job.error = Unavailable(f"database error: {err}")
-            job.error.__cause__ = err
+            job.error = translate(err, "database error")
 
 
 def _finish(batch: list[_Job]) -> None:
