@@ -10,13 +10,15 @@ sleeping. Store jobs run in another thread and never read the clock: callers pas
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 import trio
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 _OFFSET: trio.lowlevel.RunVar[float] = trio.lowlevel.RunVar("hive_wall_offset")
 # Blocking work in the trio thread instead of a worker (config `inline_io`: tests under a mock
@@ -57,13 +59,13 @@ def rfc3339(ts: float | None) -> str | None:
     return _last[1]
 
 
-async def offload(fn: Callable[..., T], *args: Any) -> T:
+async def offload(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run blocking work (file sweeps, tree removal) in a worker thread; with `inline_io`, in
     the trio thread, so an autojumping clock never jumps while the work is in flight."""
     if _INLINE.get():
         await trio.lowlevel.checkpoint()
-        return fn(*args)
-    return await trio.to_thread.run_sync(fn, *args)
+        return fn(*args, **kwargs)
+    return await trio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
 
 def deadline(seconds: float) -> trio.CancelScope:

@@ -70,7 +70,8 @@ class BlockingConnection:
         except BaseException:
             self.close()
             raise
-        return json.loads(self._lines.pop(0))
+        answer: dict[str, Any] = json.loads(self._lines.pop(0))
+        return answer
 
     def call(self, request: Any) -> dict[str, Any]:
         try:

@@ -41,7 +41,8 @@ class Connection:
             self._lines.extend(self._buf.feed(data))
             if not self._lines and self._buf.overflow is not None:
                 raise self._buf.overflow
-        return json.loads(self._lines.pop(0))  # the daemon's answers: no request-side checks
+        answer: dict[str, Any] = json.loads(self._lines.pop(0))  # the daemon's: no checks
+        return answer
 
     async def call(self, request: Any) -> dict[str, Any]:
         await self.send(request)

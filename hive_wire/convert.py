@@ -77,14 +77,14 @@ def _make_converter() -> cattrs.Converter:
 
         return hook
 
-    conv.register_structure_hook_factory(lambda t: get_origin(t) is list, list_factory)
+    conv.register_structure_hook_factory(lambda t: get_origin(t) is list, list_factory)  # type: ignore[comparison-overlap]
 
     def dict_hook(value: Any, _: Any) -> dict[str, Any]:
         if type(value) is not dict:
             raise TypeError(f"expected an object, got {_json_type(value)}")
         return value
 
-    conv.register_structure_hook_factory(lambda t: get_origin(t) is dict, lambda _: dict_hook)
+    conv.register_structure_hook_factory(lambda t: get_origin(t) is dict, lambda _: dict_hook)  # type: ignore[comparison-overlap]
 
     def renames(cls: type) -> dict[str, Any]:
         return {
@@ -94,7 +94,7 @@ def _make_converter() -> cattrs.Converter:
         }
 
     def attrs_factory(cls: type) -> Any:
-        inner = make_dict_structure_fn(cls, conv, **renames(cls))
+        inner: Any = make_dict_structure_fn(cls, conv, **renames(cls))
 
         def hook(value: Any, tp: Any) -> Any:
             if type(value) is not dict:

@@ -20,7 +20,8 @@ import trio
 
 from hive_core.backends.process import AgentSpec, Backend
 from hive_core.clock import now
-from hive_core.config_repos.repos import MAX_ARGV, ConfigRepos
+from hive_core.config_repos.agent_toml import MAX_ARGV
+from hive_core.config_repos.repos import ConfigRepos
 from hive_core.paths import Paths, ensure_dir
 from hive_core.services.events import EventChannel
 from hive_core.store import agents as sql

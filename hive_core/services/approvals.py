@@ -31,8 +31,8 @@ class NotNow(Conflict):
     """An approval's action cannot run at the moment (its agent is busy): the approval stays
     pending and the caller is told `conflict`, to approve again later."""
 
-KINDS = ("apply_commit", "spawn", "init_config", "update_meta_inputs", "schedule_prompt",
-         "merge_config_pr")
+KINDS = ("apply_commit", "spawn", "raise_budget", "init_config", "update_meta_inputs",
+         "schedule_prompt", "merge_config_pr")
 NOTE_MAX = 4096
 DESCRIPTION_MAX = 4096
 
@@ -113,6 +113,7 @@ class Approvals:
             resolved = await self.store.run(sql.resolve, approval_id, status, note, now())
         finally:
             self._running.discard(approval_id)
+        assert resolved is not None  # the row was pending and ours (`_running`)
         await self._resolved(resolved, **extra)
         return resolved
 

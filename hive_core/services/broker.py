@@ -259,5 +259,15 @@ class Broker:
     async def vacuum(self, retention_seconds: float) -> int:
         return await self.store.run(sql.vacuum, now() - retention_seconds)
 
+    async def purge(self, who: str) -> int:
+        """Delete everything addressed to `who` (a purged agent's inbox); how many rows."""
+        with trio.CancelScope(shield=True):
+            purged: int = await self.store.run(sql.purge_recipient, who)
+        return purged
+
+    async def peek(self, who: str, limit: int) -> list[sql.Row]:
+        """`who`'s newest undelivered messages, left where they are (the dashboard's inbox)."""
+        return await self.store.run(sql.peek, who, limit)
+
     async def pending_total(self) -> int:
         return await self.store.run(sql.pending_total)

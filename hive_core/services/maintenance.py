@@ -56,6 +56,7 @@ async def vacuum(hive: Hive) -> None:
         ("questions", hive.questions.vacuum, cfg.resolved_retention_days),
         ("reminders", hive.reminders.vacuum, cfg.retention_days),
         ("turns", hive.activity.vacuum, cfg.turn_stats_retention_days),
+        ("events", hive.events.vacuum, cfg.events_retention_days),
     ]
     for name, sweep, days in parts:
         try:
@@ -69,6 +70,6 @@ async def vacuum(hive: Hive) -> None:
         "hyperhive-turn-stats.sqlite": at - cfg.turn_stats_retention_days * 86400,
     }
     states = [hive.paths.agent_state(n) for n in sorted(hive.agents.names)]
-    removed = await offload(agent_files.vacuum_all, states, cutoffs)
-    for path, count in removed.items():
+    swept = await offload(agent_files.vacuum_all, states, cutoffs)
+    for path, count in swept.items():
         log.info("vacuum file=%s removed=%d", path, count)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class AgentRow(NamedTuple):
@@ -22,7 +22,7 @@ _COLUMNS = ("name, created_at, command, paused, status_text, status_set_at, last
             "want_running")
 
 
-def _row(r: tuple) -> AgentRow:
+def _row(r: tuple[Any, ...]) -> AgentRow:
     return AgentRow(r[0], r[1], json.loads(r[2]) if r[2] else None, bool(r[3]), r[4], r[5], r[6],
                     bool(r[7]))
 

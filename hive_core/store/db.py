@@ -16,13 +16,14 @@ Rules kept here:
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import trio
 
@@ -48,6 +49,8 @@ class _Job:
 
 
 _STOP = object()
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Store:
@@ -104,10 +107,11 @@ class Store:
             await trio.to_thread.run_sync(thread.join)
 
     # --- the API --------------------------------------------------------------------------
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def run(self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args,
+                  **kwargs: P.kwargs) -> T:
         """Run `fn(conn, *args)` in the store thread, inside a transaction; its result once
         committed."""
-        job = _Job(fn, args)
+        job = _Job(functools.partial(fn, **kwargs) if kwargs else fn, args)
         if self._inline is not None:
             await trio.lowlevel.checkpoint()
             self._run_batch(self._inline, [job])
@@ -126,7 +130,8 @@ class Store:
             await job.done.wait()
         if job.error is not None:
             raise job.error
-        return job.result
+        result: T = job.result
+        return result
 
     def _idle(self) -> bool:
         return self._queue.empty() and trio.lowlevel.current_statistics().tasks_runnable == 0

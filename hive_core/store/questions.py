@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class QuestionRow(NamedTuple):
@@ -28,7 +28,7 @@ _COLUMNS = ("id, asker, target, question, options, multi, asked_at, deadline, an
             "answered_at")
 
 
-def _row(r: tuple) -> QuestionRow:
+def _row(r: tuple[Any, ...]) -> QuestionRow:
     return QuestionRow(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] is not None else None,
                        bool(r[5]), r[6], r[7], r[8], r[9], r[10])
 
@@ -85,7 +85,8 @@ def next_deadline(conn: sqlite3.Connection) -> float | None:
     r = conn.execute(
         "SELECT min(deadline) FROM questions WHERE answer IS NULL AND deadline IS NOT NULL"
     ).fetchone()
-    return r[0]
+    deadline: float | None = r[0]
+    return deadline
 
 
 def expired(conn: sqlite3.Connection, now: float) -> list[int]:

@@ -59,7 +59,9 @@ def due(conn: sqlite3.Connection, now: float, limit: int = 100) -> list[Reminder
 
 
 def next_due(conn: sqlite3.Connection) -> float | None:
-    return conn.execute("SELECT min(due_at) FROM reminders WHERE status = 'pending'").fetchone()[0]
+    due: float | None = conn.execute(
+        "SELECT min(due_at) FROM reminders WHERE status = 'pending'").fetchone()[0]
+    return due
 
 
 def mark_delivered(conn: sqlite3.Connection, rid: int, now: float) -> None:

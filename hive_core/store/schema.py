@@ -17,7 +17,7 @@ import sqlite_utils
 
 def _v1_broker_and_agents(conn: sqlite3.Connection) -> None:
     db = sqlite_utils.Database(conn)
-    db["agents"].create(
+    db.table("agents").create(
         {
             "name": str,
             "created_at": float,
@@ -127,7 +127,7 @@ def _v2_queues(conn: sqlite3.Connection) -> None:
 
 def _v3_wanted_running(conn: sqlite3.Connection) -> None:
     agents = sqlite_utils.Database(conn)["agents"]
-    if "want_running" not in agents.columns_dict:  # type: ignore[union-attr]
+    if "want_running" not in agents.columns_dict:
         conn.execute("ALTER TABLE agents ADD COLUMN want_running INTEGER NOT NULL DEFAULT 1")
 
 
@@ -187,7 +187,7 @@ def _v6_costs(conn: sqlite3.Connection) -> None:
     from hive_core.store import costs
 
     turns = sqlite_utils.Database(conn)["turns"]
-    if "thread" not in turns.columns_dict:  # type: ignore[union-attr]
+    if "thread" not in turns.columns_dict:
         conn.execute("ALTER TABLE turns ADD COLUMN thread INTEGER")
     conn.execute("CREATE INDEX IF NOT EXISTS turns_thread ON turns(thread) "
                  "WHERE thread IS NOT NULL")
@@ -224,12 +224,13 @@ def _v6_costs(conn: sqlite3.Connection) -> None:
     )
     conn.execute(
         """CREATE TABLE IF NOT EXISTS budget_raises (
-            approval_id INTEGER PRIMARY KEY,
+            approval_id INTEGER NOT NULL,
+            unit TEXT NOT NULL,
             agent TEXT NOT NULL,
             period TEXT NOT NULL,
-            unit TEXT NOT NULL,
             amount REAL NOT NULL,
-            granted INTEGER NOT NULL DEFAULT 0
+            granted INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (approval_id, unit)
         )"""
     )
     # Turns written before this migration: their thread and the rollup, from what is there.

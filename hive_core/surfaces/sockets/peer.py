@@ -39,7 +39,8 @@ def peer_cred(sock: trio.socket.SocketType) -> PeerCred | None:
         groups = frozenset(struct.unpack(f"{len(raw_groups) // 4}I", raw_groups))
     except OSError:
         pass
-    return PeerCred(*struct.unpack("3i", raw), groups)
+    pid, uid, gid = struct.unpack("3i", raw)
+    return PeerCred(pid, uid, gid, groups)
 
 
 def admin_gid(group: str) -> int | None:
