@@ -542,6 +542,8 @@ def strategy_for(tp: Any) -> st.SearchStrategy[Any]:
         return st.integers(INT_MIN, INT_MAX)
     if tp is str:
         return text
+    if tp is float:
+        return st.floats(allow_nan=False, allow_infinity=False)
     if typing.get_origin(tp) is list:
         (item,) = typing.get_args(tp)
         return st.lists(strategy_for(item), max_size=4)
