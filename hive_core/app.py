@@ -53,6 +53,7 @@ class Hive:
     lifecycle: Lifecycle
     activity: Activity
     stopping: trio.Event = attrs.Factory(trio.Event)
+    dashboard_url: str | None = None  # `http://HOST:PORT/` once the dashboard serves
 
     def shutdown(self) -> None:
         self.stopping.set()
@@ -63,6 +64,7 @@ class Hive:
             self.reminders.scheduler,
             self.questions.watchdog,
             lambda: self.lifecycle.watch(self.config.crash_scan),
+            self.events.writer,
         ]
 
 

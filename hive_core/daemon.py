@@ -2,7 +2,8 @@
 
 Start-up order: directories, database (opened and migrated), the agent registry, the manager
 socket, every known agent's socket and process, the host socket (so a client that reaches it finds
-everything else up), then `READY=1` and the background tasks.
+everything else up), the dashboard (when configured; started, so it accepts before READY), then
+`READY=1` and the background tasks.
 Shutdown (`Hive.shutdown()`, which SIGTERM/SIGINT call): stop accepting and cancel requests in
 flight, stop the agents (unless configured to leave them), cancel the background tasks, close the
 database, remove the socket files.
@@ -20,10 +21,10 @@ import signal
 import trio
 
 from hive_core import sdnotify
-from hive_core.clock import set_inline_io
 from hive_core.app import Hive, build, make_backend
 from hive_core.backends.process import AgentSpec, Backend
-from hive_core.config import Config
+from hive_core.clock import set_inline_io
+from hive_core.config import Config, dashboard_address
 from hive_core.paths import Paths, ensure_dir
 from hive_core.services import maintenance
 from hive_core.services.broker import MANAGER, OPERATOR
@@ -31,6 +32,8 @@ from hive_core.store.db import Store
 from hive_core.surfaces.sockets import AgentSockets, surface
 from hive_core.surfaces.sockets.peer import admin_gid
 from hive_core.surfaces.sockets.server import SocketServer
+from hive_wire.convert import converter
+from hive_wire.responses import AgentStatusRow
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +108,7 @@ async def _start(
                           config.read_deadline, config.max_connections_per_agent)
     sockets = AgentSockets(server, nursery, paths, lambda: hive)
     hive = build(config, paths, store, backend, sockets, nursery)
+    await hive.events.open(store)  # before anything publishes: seq continues from the table
     agents, broker, lifecycle = hive.agents, hive.broker, hive.lifecycle
     backend.attach(nursery, lifecycle.on_exit(nursery))
     rows = await agents.load()
@@ -124,6 +128,9 @@ async def _start(
         nursery, paths.host_socket, surface("host", OPERATOR, hive), mode=0o660,
         group=admin_gid(config.admin_group),
     )
+    hive.events.baseline({r["name"]: converter.unstructure(AgentStatusRow(**r))
+                          for r in await lifecycle.rows()})
+    await _start_dashboard(hive, nursery)
     pending = await broker.pending_total()
     sdnotify.notify("READY=1", f"STATUS={len(rows)} agents, {pending} messages pending")
     nursery.start_soon(maintenance.run, hive)
@@ -137,6 +144,23 @@ async def _start(
         paths.host_socket, paths.state, len(rows), pending, backend.kind,
     )
     return hive, server
+
+
+async def _start_dashboard(hive: Hive, nursery: trio.Nursery) -> None:
+    """The dashboard, when configured; one that cannot bind its address is logged, and the
+    daemon serves on without it (the sockets are what agents need)."""
+    listen = hive.config.dashboard_listen
+    if dashboard_address(listen) is None:
+        log.info("dashboard off")
+        return
+    from hive_core.surfaces.http.app import serve_dashboard  # starlette: only when served
+
+    try:
+        hive.dashboard_url = await nursery.start(serve_dashboard, hive)
+    except* OSError as group:
+        log.error("dashboard not served listen=%s error=%s", listen, group.exceptions[0])
+    if hive.dashboard_url:
+        log.info("dashboard url=%s", hive.dashboard_url)
 
 
 async def _start_manager(config: Config, paths: Paths, backend: Backend) -> None:

@@ -12,6 +12,7 @@ Helpers (one client, one daemon runner, `ok`, `refused`, `send`) live in `tests/
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -24,6 +25,10 @@ import trio
 from hive_core.app import Hive
 from hive_core.daemon import serve
 from tests.helpers import Daemon, make_config  # noqa: F401 (fixtures below use them)
+
+# No dashboard unless a test asks for one (`dashboard_listen`, or HIVE_DASHBOARD for a daemon
+# subprocess): the default, 127.0.0.1:7777, is a fixed port shared by everyone on this machine.
+os.environ["HIVE_DASHBOARD"] = "off"
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ Rules kept here:
 - each reporter may send 200 events a second sustained, in bursts of 1,000 (a token bucket on
   trio's clock); past that a request is answered `limit` and dropped: nothing queues;
 - every accepted event is published as `agent_activity {agent, activity}`; the last 2,000 per
-  reporter stay in memory for the agent's page; every `turn_end` of a hive agent becomes a
-  row of `turns` (the source of costs) and sets its `last_turn_at`.
+  reporter stay in memory, as published (with `seq` and `at`), for the agent's page; every
+  `turn_end` of a hive agent becomes a row of `turns` (the source of costs) and sets its
+  `last_turn_at`.
 """
 
 from __future__ import annotations
@@ -132,8 +133,7 @@ class Activity:
         turns = []
         at = now()
         for event in cleaned:
-            keep.append(event)
-            self.events.publish(ev.AgentActivity(agent=who, activity=event))
+            keep.append(self.events.publish(ev.AgentActivity(agent=who, activity=event)))
             if event["kind"] == "turn_end" and self.is_agent(who):
                 usage = event["usage"]
                 turns.append(sql.TurnRow(

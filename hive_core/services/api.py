@@ -130,7 +130,7 @@ async def subscribe_agent_status(hive: Hive, caller: str,
 
 async def urls(hive: Hive, caller: str, req: rq.Urls) -> rs.Urls:
     u = hive.config.urls
-    return rs.Urls(urls=rs.UrlMap(domain=u.get("domain"), home=u.get("home"),
+    return rs.Urls(urls=rs.UrlMap(domain=u.get("domain"), home=u.get("home") or hive.dashboard_url,
                                   forge=u.get("forge"), matrix=u.get("matrix")))
 
 

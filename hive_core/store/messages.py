@@ -168,6 +168,17 @@ def recent(conn: sqlite3.Connection, recipient: str, limit: int) -> list[Row]:
     return [Row(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
 
 
+def peek(conn: sqlite3.Connection, recipient: str, limit: int) -> list[Row]:
+    """The recipient's newest `limit` undelivered rows, oldest first, left in the inbox."""
+    rows = conn.execute(
+        "SELECT id, sender, body, sent_at, redelivered, in_reply_to FROM messages "
+        f"INDEXED BY messages_inbox WHERE recipient = ? AND {UNDELIVERED} "
+        "ORDER BY id DESC LIMIT ?",
+        (recipient, limit),
+    ).fetchall()
+    return [Row(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in reversed(rows)]
+
+
 def dead_letters(conn: sqlite3.Connection, limit: int = 1000) -> list[DeadRow]:
     rows = conn.execute(
         "SELECT id, sender, recipient, body, sent_at, deliveries, dead_at, in_reply_to "
