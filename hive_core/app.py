@@ -70,7 +70,7 @@ class Hive:
 
 def make_backend(config: Config) -> Backend:
     if config.backend == "process":
-        return ProcessBackend(grace=config.stop_grace)
+        return ProcessBackend(grace=config.stop_grace, claude_command=config.claude_command)
     if config.backend == "nixos-container":
         return NixosContainerBackend(
             executable=config.nixos_container,

@@ -17,6 +17,8 @@ TOML keys (all optional):
     and everything else keeps working; SQLite's `max_page_count`),
     nixos_container, journalctl, nixos_container_conf_dir (the nixos-container backend),
     manager_command ([argv]),
+    claude_command (a shell-style command line: the `claude` that Claude agents run, passed to
+    the agents this daemon starts as `HIVE_CLAUDE_COMMAND`; default `claude` on their PATH),
     dashboard_listen ("HOST:PORT" or "off"; env HIVE_DASHBOARD, flag --dashboard; port 0 picks
     a free port, logged and answered by `urls`), dashboard_hosts (names besides the bind address
     and localhost that the dashboard accepts in `Host`: behind a proxy of one's own),
@@ -74,6 +76,7 @@ class Config:
     # under trio's mock clock (an autojumping clock would jump while another thread works).
     inline_io: bool = False
     manager_command: list[str] | None = None
+    claude_command: str | None = None
     dashboard_listen: str = "127.0.0.1:7777"
     dashboard_hosts: list[str] = attrs.Factory(list)
     urls: dict[str, str] = attrs.Factory(dict)

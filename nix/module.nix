@@ -25,6 +25,7 @@ let
     "restart_max_crashes" "restart_window" "restart_backoff" "restart_backoff_max"
     "max_connections" "max_connections_per_agent" "nixos_container" "journalctl" "nixos_container_conf_dir"
     "read_deadline" "database_max_bytes" "stop_agents_on_exit" "inline_io" "manager_command"
+    "claude_command"
     "dashboard_listen" "dashboard_hosts" "urls" "forge" "budget"
   ];
   # Keys set from the options (one place for each value); the directories go on the command line.

@@ -4,7 +4,8 @@ Rules kept here:
 - a backend knows nothing of the broker or the database; it is told what to run (`AgentSpec`)
   and reports exits through the `on_exit` callback it was attached with;
 - `process`: one child per agent, started from its argv with the agent's state dir as working
-  directory and `HIVE_AGENT_NAME`/`HIVE_AGENT_SOCKET` set, stdout and stderr appended to the
+  directory and `HIVE_AGENT_NAME`/`HIVE_AGENT_SOCKET` (and `HIVE_CLAUDE_COMMAND`, config
+  `claude_command`, when set) set, stdout and stderr appended to the
   agent's log file, in its own session; every child is reaped by a watcher task in the daemon's
   nursery, so an exit is known at once; stop is SIGTERM, then SIGKILL after the grace period.
 """
@@ -69,8 +70,9 @@ class ProcessBackend:
     kind = "process"
     max_name = 63
 
-    def __init__(self, grace: float = 10.0) -> None:
+    def __init__(self, grace: float = 10.0, claude_command: str | None = None) -> None:
         self.grace = grace
+        self.claude_command = claude_command  # config `claude_command`, for Claude agents
         self._children: dict[str, _Child] = {}
         self._logs: dict[str, Path] = {}
         self._nursery: trio.Nursery | None = None
@@ -96,6 +98,7 @@ class ProcessBackend:
         self._logs[spec.name] = spec.log_file
         env = {
             **os.environ,
+            **({"HIVE_CLAUDE_COMMAND": self.claude_command} if self.claude_command else {}),
             **spec.env,
             "HIVE_AGENT_NAME": spec.name,
             "HIVE_AGENT_SOCKET": str(spec.socket),
