@@ -48,8 +48,11 @@ def _toml_string(s: str) -> str:
 
 
 def _check_command(command: object) -> list[str]:
-    if (not isinstance(command, list) or not 1 <= len(command) <= MAX_ARGV
-            or not all(isinstance(a, str) for a in command)):
+    if (
+        not isinstance(command, list)
+        or not 1 <= len(command) <= MAX_ARGV
+        or not all(isinstance(a, str) for a in command)
+    ):
         raise BadRequest(f"command: must be a list of 1 to {MAX_ARGV} strings")
     for a in command:
         if "\x00" in a:
@@ -65,10 +68,13 @@ def template(backend_kind: str, command: list[str] | None) -> dict[str, str]:
     """The files of a new agent's first commit."""
     if backend_kind == "process":
         argv = _check_command(DEFAULT_COMMAND if command is None else command)
-        return {TOML_FILE: (
-            "# The agent's configuration (hive-core). The process backend runs `command` (an\n"
-            "# argv list, no shell) with `env` added to its environment.\n"
-            f"command = [{', '.join(_toml_string(a) for a in argv)}]\n\n[env]\n")}
+        return {
+            TOML_FILE: (
+                "# The agent's configuration (hive-core). The process backend runs `command` (an\n"
+                "# argv list, no shell) with `env` added to its environment.\n"
+                f"command = [{', '.join(_toml_string(a) for a in argv)}]\n\n[env]\n"
+            )
+        }
     if backend_kind == "nixos-container":
         if command is not None:
             raise BadRequest("command: a nixos-container agent runs its agent.nix, not a command")

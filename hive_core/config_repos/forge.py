@@ -30,13 +30,16 @@ MIRROR_TIMEOUT = 120.0
 BRANCH = "main"
 FORGE_SCHEMES = ("https", "http", "ssh", "git", "file")
 # The helper's text is public: the secret is expanded by its shell from the environment.
-CREDENTIAL_HELPER = ('!f() { test "$1" = get || exit 0; echo username=hive-core; '
-                     'echo "password=$' + TOKEN_ENV + '"; }; f')
+CREDENTIAL_HELPER = (
+    '!f() { test "$1" = get || exit 0; echo username=hive-core; '
+    'echo "password=$' + TOKEN_ENV + '"; }; f'
+)
 
 
 class ForgeMirror:
-    def __init__(self, git: Git, url: str | None, token_file: Path | None,
-                 applied: Callable[[str], Path]) -> None:
+    def __init__(
+        self, git: Git, url: str | None, token_file: Path | None, applied: Callable[[str], Path]
+    ) -> None:
         self.git = git
         self.forge_url = url.rstrip("/") if url else None
         self.forge_token_file = token_file
@@ -82,19 +85,35 @@ class ForgeMirror:
             check_agent_name(name)
             applied = self._applied(name)
             env: dict[str, str] = {}
-            args = ["-c", f"protocol.{self._scheme}.allow=always",
-                    "-c", "http.lowSpeedLimit=1", "-c", "http.lowSpeedTime=30"]
+            args = [
+                "-c",
+                f"protocol.{self._scheme}.allow=always",
+                "-c",
+                "http.lowSpeedLimit=1",
+                "-c",
+                "http.lowSpeedTime=30",
+            ]
             if self.forge_token_file is not None:
                 token = (await offload(self.forge_token_file.read_text)).strip()
                 if not token or "\n" in token:
-                    raise Unavailable(f"token file {self.forge_token_file}: empty or more than "
-                                      "one line")
+                    raise Unavailable(
+                        f"token file {self.forge_token_file}: empty or more than one line"
+                    )
                 env[TOKEN_ENV] = token
                 args += ["-c", "credential.helper=", "-c", f"credential.helper={CREDENTIAL_HELPER}"]
             with deadline(MIRROR_TIMEOUT) as scope:
-                await self.git.run(*args, "push", "--quiet", "--force", url,
-                                f"+refs/heads/{BRANCH}:refs/heads/{BRANCH}",
-                                "+refs/tags/*:refs/tags/*", cwd=applied, env=env, secret=token)
+                await self.git.run(
+                    *args,
+                    "push",
+                    "--quiet",
+                    "--force",
+                    url,
+                    f"+refs/heads/{BRANCH}:refs/heads/{BRANCH}",
+                    "+refs/tags/*:refs/tags/*",
+                    cwd=applied,
+                    env=env,
+                    secret=token,
+                )
             if scope.cancelled_caught:
                 raise Unavailable(f"no answer within {MIRROR_TIMEOUT:g} seconds")
         except Exception as e:  # best-effort: whatever went wrong is a warning
@@ -116,8 +135,10 @@ def _scheme(url: str) -> str:
     """The git transport a forge URL uses (for `protocol.<name>.allow`); no credentials in it."""
     if "://" not in url:
         if "::" in url:  # `ext::cmd` and other remote helpers
-            raise BadRequest("forge url: expected https://, http://, ssh://, git://, file://, "
-                             "a path or user@host:path")
+            raise BadRequest(
+                "forge url: expected https://, http://, ssh://, git://, file://, "
+                "a path or user@host:path"
+            )
         return "file" if url.startswith("/") else "ssh"  # a path, or scp-like user@host:path
     parts = urlsplit(url)
     if parts.password is not None:

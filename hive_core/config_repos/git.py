@@ -34,27 +34,43 @@ IDENTITY = ("hive-core", "hive-core@localhost")
 TOKEN_ENV = "HIVE_FORGE_TOKEN"
 
 HARDENED = [
-    "-c", "core.hooksPath=/dev/null",
-    "-c", "core.fsmonitor=false",
-    "-c", "protocol.allow=never",
-    "-c", "protocol.file.allow=always",
-    "-c", "core.symlinks=false",
-    "-c", "submodule.recurse=false",
-    "-c", "transfer.fsckObjects=true",
-    "-c", "gc.auto=0",
-    "-c", "maintenance.auto=false",
-    "-c", "advice.detachedHead=false",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "protocol.allow=never",
+    "-c",
+    "protocol.file.allow=always",
+    "-c",
+    "core.symlinks=false",
+    "-c",
+    "submodule.recurse=false",
+    "-c",
+    "transfer.fsckObjects=true",
+    "-c",
+    "gc.auto=0",
+    "-c",
+    "maintenance.auto=false",
+    "-c",
+    "advice.detachedHead=false",
 ]
 # A fetch from a proposed repo (untrusted) keeps what it takes as one pack (`unpackLimit=1`)
 # and runs under RLIMIT_FSIZE, so an oversized repo makes git fail ("File too large") instead of
 # filling the disk. The limit is set by a Python trampoline that then execs git: no preexec_fn
 # in a threaded daemon.
 FETCH_MAX_BYTES = 64 << 20
-_FSIZE_EXEC = ("import os, resource, sys; n = int(sys.argv[1]); "
-               "resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); os.execvp(sys.argv[2], sys.argv[2:])")
+_FSIZE_EXEC = (
+    "import os, resource, sys; n = int(sys.argv[1]); "
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); os.execvp(sys.argv[2], sys.argv[2:])"
+)
 # The upload-pack started in the proposed repo: no transport at all, not even local files.
-UPLOAD_PACK_CONFIG = ["core.hooksPath=/dev/null", "core.fsmonitor=false", "protocol.allow=never",
-                      "safe.directory=*"]
+UPLOAD_PACK_CONFIG = [
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "protocol.allow=never",
+    "safe.directory=*",
+]
 _DROP_ENV = {"SSH_ASKPASS", "XDG_CONFIG_HOME", "EMAIL", TOKEN_ENV}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 # What a hostile diff could use to hide lines from a terminal: controls (but tab and newline),
@@ -69,7 +85,7 @@ def tail(data: bytes, secret: str | None = None, limit: int = TAIL_MAX) -> str:
         text = text.replace(secret, "***")
     text = _CONTROL.sub(" ", text)
     text = " | ".join(line.strip() for line in text.splitlines() if line.strip())
-    return text if len(text) <= limit else "…" + text[-(limit - 1):]
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
 
 
 def visible(text: str) -> str:
@@ -143,27 +159,46 @@ class Git:
         if self._home is None:
             self._home = ensure_dir(self.state, "git-home", mode=0o700)
         home = self._home
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("GIT_") and k not in _DROP_ENV}
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith("GIT_") and k not in _DROP_ENV
+        }
         env.update(
-            HOME=str(home), LC_ALL="C", GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL="/dev/null",
-            GIT_TERMINAL_PROMPT="0", GIT_NO_LAZY_FETCH="1",
-            GIT_AUTHOR_NAME=IDENTITY[0], GIT_AUTHOR_EMAIL=IDENTITY[1],
-            GIT_COMMITTER_NAME=IDENTITY[0], GIT_COMMITTER_EMAIL=IDENTITY[1],
+            HOME=str(home),
+            LC_ALL="C",
+            GIT_CONFIG_NOSYSTEM="1",
+            GIT_CONFIG_GLOBAL="/dev/null",
+            GIT_TERMINAL_PROMPT="0",
+            GIT_NO_LAZY_FETCH="1",
+            GIT_AUTHOR_NAME=IDENTITY[0],
+            GIT_AUTHOR_EMAIL=IDENTITY[1],
+            GIT_COMMITTER_NAME=IDENTITY[0],
+            GIT_COMMITTER_EMAIL=IDENTITY[1],
         )
         env.update(extra or {})
         return env
 
-    async def run(self, *args: str, cwd: Path | None = None, stdin: bytes = b"",
-                   ok: tuple[int, ...] = (0,), env: dict[str, str] | None = None,
-                   secret: str | None = None, max_file: int | None = None,
-                   ) -> subprocess.CompletedProcess[bytes]:
+    async def run(
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        stdin: bytes = b"",
+        ok: tuple[int, ...] = (0,),
+        env: dict[str, str] | None = None,
+        secret: str | None = None,
+        max_file: int | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
         argv = [self.exe, *HARDENED, *(["-C", str(cwd)] if cwd else []), *args]
         if max_file is not None:
             argv = [sys.executable, "-c", _FSIZE_EXEC, str(max_file), *argv]
         with translated("cannot run git", forbidden=False):
-            done = await trio.run_process(argv, stdin=stdin, capture_stdout=True,
-                                          capture_stderr=True, check=False, env=self.env(env))
+            done = await trio.run_process(
+                argv,
+                stdin=stdin,
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+                env=self.env(env),
+            )
         if done.returncode not in ok:
             raise Unavailable(f"git {_verb(args)} failed: {tail(done.stderr, secret)}")
         return done

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shlex
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any
 import trio
 
 from hive_core.clock import offload
+from hive_core.config_repos import tags
 from hive_core.config_repos.agent_toml import (  # noqa: F401 (MAX_ARGV, DEFAULT_COMMAND: re-exported)
     CONFIG_MAX,
     DEFAULT_COMMAND,
@@ -71,30 +71,21 @@ from hive_wire.names import check_agent_name
 
 log = logging.getLogger(__name__)
 
-COMMIT_REF = re.compile(r"[0-9a-f]{7,40}\Z")
 DIFF_MAX = 256 * 1024
 PROPOSAL_REFS = "refs/remotes/proposal-src/"
-OUTCOMES = ("deployed", "failed", "denied")
 
 Apply = Callable[[str], Awaitable[None]]
 
-def check_ref(ref: object, field: str = "commit_ref") -> str:
-    if not isinstance(ref, str) or not COMMIT_REF.match(ref):
-        raise BadRequest(f"{field}: must be 7 to 40 lowercase hex digits (a commit id; branch "
-                         "and tag names are refused)")
-    return ref
-
-
-def _check_id(approval_id: object) -> int:
-    if type(approval_id) is not int or approval_id < 0:
-        raise BadRequest("approval id: expected a non-negative integer")
-    return approval_id
-
 
 class ConfigRepos:
-    def __init__(self, state_dir: Path, forge_url: str | None = None,
-                 forge_token_file: Path | None = None, *,
-                 fetch_max_bytes: int = FETCH_MAX_BYTES) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        forge_url: str | None = None,
+        forge_token_file: Path | None = None,
+        *,
+        fetch_max_bytes: int = FETCH_MAX_BYTES,
+    ) -> None:
         self.state = Path(state_dir).absolute()
         self.fetch_max_bytes = fetch_max_bytes
         self.git = Git(self.state)
@@ -123,34 +114,6 @@ class ConfigRepos:
             raise NotFound(f'agent "{name}" has no applied config repo')
         return applied
 
-    async def _tag_target(self, repo: Path, tag: str) -> str:
-        sha = await self.git.rev(repo, f"refs/tags/{tag}^{{commit}}")
-        if sha is None:
-            raise NotFound(f"no tag {tag}")
-        return sha
-
-    async def _create_tag(self, repo: Path, tag: str, sha: str) -> None:
-        """A lightweight tag; the same tag on the same commit again is a no-op."""
-        current = await self.git.rev(repo, f"refs/tags/{tag}")
-        if current == sha:
-            return
-        if current is not None:
-            raise Conflict(f"tag {tag} already exists on another commit")
-        await self.git.run("update-ref", f"refs/tags/{tag}", sha, "", cwd=repo)
-
-    async def _annotated_tag(self, repo: Path, tag: str, sha: str, message: str) -> None:
-        if await self.git.rev(repo, f"refs/tags/{tag}") is not None:
-            raise Conflict(f"tag {tag} already exists")
-        text = message.rstrip("\n") + "\n"
-        await self.git.run("tag", "-a", "--cleanup=verbatim", "-F", "-", tag, sha, cwd=repo,
-                        stdin=text.encode("utf-8", "replace"))
-
-    async def _refuse_resolved(self, repo: Path, approval_id: int) -> None:
-        for outcome in OUTCOMES:
-            if await self.git.rev(repo, f"refs/tags/{outcome}/{approval_id}") is not None:
-                raise Conflict(f"approval {approval_id} is already {outcome} "
-                               f"(tag {outcome}/{approval_id})")
-
     # --- seeding --------------------------------------------------------------------------------
     async def seed(self, name: str, backend_kind: str, command: list[str] | None = None) -> bool:
         """Create both repos from the template (commit on `main`, tag `deployed/0`); an existing
@@ -164,8 +127,10 @@ class ConfigRepos:
             if have_applied and have_proposed:
                 return False
             if have_proposed:
-                raise Conflict(f'agent "{name}" has a proposed config repo but no applied one: '
-                               f"remove {proposed} to seed afresh")
+                raise Conflict(
+                    f'agent "{name}" has a proposed config repo but no applied one: '
+                    f"remove {proposed} to seed afresh"
+                )
             if not have_applied:
                 await self._create_applied(name, applied, files)
             await self._create_proposed(applied, proposed)
@@ -184,16 +149,28 @@ class ConfigRepos:
 
         await offload(write)
         await self.git.run("add", "--", *files, cwd=work)
-        await self.git.run("commit", "-q", "--no-verify", "-m", "Initial config (hive-core template)",
-                        cwd=work)
+        await self.git.run(
+            "commit", "-q", "--no-verify", "-m", "Initial config (hive-core template)", cwd=work
+        )
         await self.git.run("update-ref", "refs/tags/deployed/0", "HEAD", "", cwd=work)
         await offload(os.rename, work, applied)
 
     async def _create_proposed(self, applied: Path, proposed: Path) -> None:
         work = proposed.parent / ".config.seeding"
         await offload(remove_tree, work)
-        await self.git.run("clone", "-q", "--template=", "--no-hardlinks", "--no-tags",
-                        "--single-branch", "--branch", BRANCH, "--", str(applied), str(work))
+        await self.git.run(
+            "clone",
+            "-q",
+            "--template=",
+            "--no-hardlinks",
+            "--no-tags",
+            "--single-branch",
+            "--branch",
+            BRANCH,
+            "--",
+            str(applied),
+            str(work),
+        )
         await self.git.run("remote", "remove", "origin", cwd=work)  # no host path left behind
         await offload(os.rename, work, proposed)
 
@@ -221,28 +198,28 @@ class ConfigRepos:
     async def resolve(self, name: str, commit_ref: str) -> str:
         """Fetch the proposed repo's heads into the applied repo and return the full sha of
         `commit_ref`, which must be reachable from one of them."""
-        check_ref(commit_ref)
+        tags.check_ref(commit_ref)
         async with self._lock(name):
             return await self._fetch_and_resolve(name, commit_ref)
 
     async def tag_proposal(self, name: str, approval_id: int, sha: str) -> None:
-        _check_id(approval_id)
-        check_ref(sha, "sha")
+        tags.check_id(approval_id)
+        tags.check_ref(sha, "sha")
         async with self._lock(name):
             applied = self._applied(name)
             full = await self.git.rev(applied, f"{sha}^{{commit}}")
             if full is None or not full.startswith(sha):
                 raise NotFound(f"commit {sha} is not in the applied repo (resolve it first)")
-            await self._create_tag(applied, f"proposal/{approval_id}", full)
+            await tags.create_tag(self.git, applied, f"proposal/{approval_id}", full)
         await self._changed(name)
 
     async def propose(self, name: str, approval_id: int, commit_ref: str) -> str:
         """`resolve`, then tag the commit `proposal/<approval_id>`; the full sha."""
-        _check_id(approval_id)
-        check_ref(commit_ref)
+        tags.check_id(approval_id)
+        tags.check_ref(commit_ref)
         async with self._lock(name):
             sha = await self._fetch_and_resolve(name, commit_ref)
-            await self._create_tag(self._applied(name), f"proposal/{approval_id}", sha)
+            await tags.create_tag(self.git, self._applied(name), f"proposal/{approval_id}", sha)
         await self._changed(name)
         return sha
 
@@ -253,27 +230,56 @@ class ConfigRepos:
             raise NotFound(f'agent "{name}" has no proposed config repo')
         gitdir = proposed / ".git"
         check_proposed_gitdir(gitdir)
-        upload_pack = shlex.join([self.git.exe, *(a for c in UPLOAD_PACK_CONFIG for a in ("-c", c)),
-                                  "upload-pack", "--strict"])
+        upload_pack = shlex.join(
+            [
+                self.git.exe,
+                *(a for c in UPLOAD_PACK_CONFIG for a in ("-c", c)),
+                "upload-pack",
+                "--strict",
+            ]
+        )
         try:
-            await self.git.run("-c", "fetch.unpackLimit=1", "fetch", "--quiet", "--no-tags",
-                            "--prune", "--no-recurse-submodules", "--no-write-fetch-head",
-                            "--upload-pack", upload_pack, "--", str(gitdir),
-                            f"+refs/heads/*:{PROPOSAL_REFS}*", cwd=applied,
-                            max_file=self.fetch_max_bytes)
+            await self.git.run(
+                "-c",
+                "fetch.unpackLimit=1",
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--prune",
+                "--no-recurse-submodules",
+                "--no-write-fetch-head",
+                "--upload-pack",
+                upload_pack,
+                "--",
+                str(gitdir),
+                f"+refs/heads/*:{PROPOSAL_REFS}*",
+                cwd=applied,
+                max_file=self.fetch_max_bytes,
+            )
         except Unavailable as e:
             await offload(remove_tmp_packs, applied)
             if "File too large" in str(e):
-                raise TooLarge(f"{name}'s proposed repo needs a pack over "
-                               f"{self.fetch_max_bytes} bytes; not fetched") from None
+                raise TooLarge(
+                    f"{name}'s proposed repo needs a pack over "
+                    f"{self.fetch_max_bytes} bytes; not fetched"
+                ) from None
             raise
         sha = await self.git.rev(applied, f"{commit_ref}^{{commit}}")
         # A ref named like hex digits could shadow an abbreviated id: the sha must match.
         if sha is None or not sha.startswith(commit_ref):
-            raise NotFound(f"commit {commit_ref} is not in {name}'s proposed repo (or is "
-                           "ambiguous: give more digits)")
-        heads = await self.git.out("for-each-ref", "--count=1", "--contains", sha,
-                                "--format=%(refname)", PROPOSAL_REFS, cwd=applied)
+            raise NotFound(
+                f"commit {commit_ref} is not in {name}'s proposed repo (or is "
+                "ambiguous: give more digits)"
+            )
+        heads = await self.git.out(
+            "for-each-ref",
+            "--count=1",
+            "--contains",
+            sha,
+            "--format=%(refname)",
+            PROPOSAL_REFS,
+            cwd=applied,
+        )
         if not heads:
             raise NotFound(f"commit {commit_ref} is not on any branch of {name}'s proposed repo")
         return sha
@@ -281,7 +287,7 @@ class ConfigRepos:
     # --- reading --------------------------------------------------------------------------------
     async def config_at(self, name: str, sha: str) -> dict[str, Any]:
         """`agent.toml` at a commit of the applied repo, checked: {"command": [...], "env": {}}."""
-        check_ref(sha, "sha")
+        tags.check_ref(sha, "sha")
         applied = self._applied(name)
         full = await self.git.rev(applied, f"{sha}^{{commit}}")
         if full is None:
@@ -307,8 +313,9 @@ class ConfigRepos:
         if not plain_dir(applied):
             return None
         main = f"refs/heads/{BRANCH}"
-        done = await self.git.run("cat-file", "--batch", cwd=applied,
-                               stdin=f"{main}\n{main}:{TOML_FILE}\n".encode())
+        done = await self.git.run(
+            "cat-file", "--batch", cwd=applied, stdin=f"{main}\n{main}:{TOML_FILE}\n".encode()
+        )
         out = done.stdout
         objects = []
         for _ in range(2):
@@ -349,8 +356,12 @@ class ConfigRepos:
         applied = self.applied_path(name)
         if not plain_dir(applied):
             return None
-        out = await self.git.out("for-each-ref", "--format=%(refname:lstrip=3) %(objectname) "
-                              "%(*objectname)", "refs/tags/deployed/", cwd=applied)
+        out = await self.git.out(
+            "for-each-ref",
+            "--format=%(refname:lstrip=3) %(objectname) %(*objectname)",
+            "refs/tags/deployed/",
+            cwd=applied,
+        )
         best: tuple[int, str] | None = None
         for line in out.splitlines():
             number, *shas = line.split()
@@ -359,13 +370,15 @@ class ConfigRepos:
         return best[1] if best else None
 
     async def _base(self, applied: Path, name: str) -> str:
-        base = await self._deployed_full(name) or await self.git.rev(applied, f"refs/heads/{BRANCH}")
+        base = await self._deployed_full(name) or await self.git.rev(
+            applied, f"refs/heads/{BRANCH}"
+        )
         if base is None:
             raise NotFound(f'agent "{name}" has nothing deployed')
         return base
 
     async def _commit(self, applied: Path, name: str, sha: str) -> str:
-        check_ref(sha, "sha")
+        tags.check_ref(sha, "sha")
         full = await self.git.rev(applied, f"{sha}^{{commit}}")
         if full is None:
             raise NotFound(f"commit {sha} is not in {name}'s applied repo")
@@ -377,8 +390,18 @@ class ConfigRepos:
         applied = self._applied(name)
         full = await self._commit(applied, name, sha)
         base = await self._base(applied, name)
-        out = (await self.git.run("diff", "--no-ext-diff", "--no-textconv", "--no-color", base, full,
-                               "--", cwd=applied)).stdout
+        out = (
+            await self.git.run(
+                "diff",
+                "--no-ext-diff",
+                "--no-textconv",
+                "--no-color",
+                base,
+                full,
+                "--",
+                cwd=applied,
+            )
+        ).stdout
         note = ""
         if len(out) > DIFF_MAX:
             out, note = out[:DIFF_MAX], f"\n[diff truncated at {DIFF_MAX} bytes]\n"
@@ -389,79 +412,93 @@ class ConfigRepos:
         applied = self._applied(name)
         full = await self._commit(applied, name, sha)
         base = await self._base(applied, name)
-        subject = await self.git.out("log", "-1", "--no-show-signature", "--format=%s", full,
-                                  "--", cwd=applied)
-        diffstat = await self.git.out("diff", "--stat", "--no-ext-diff", "--no-color", base, full,
-                                   "--", cwd=applied)
+        subject = await self.git.out(
+            "log", "-1", "--no-show-signature", "--format=%s", full, "--", cwd=applied
+        )
+        diffstat = await self.git.out(
+            "diff", "--stat", "--no-ext-diff", "--no-color", base, full, "--", cwd=applied
+        )
         return visible(subject), visible(diffstat)
 
     # --- approving ------------------------------------------------------------------------------
-    async def approve(self, name: str, approval_id: int, apply: Apply,
-                      expected_sha: str | None = None) -> dict[str, str]:
+    async def approve(
+        self, name: str, approval_id: int, apply: Apply, expected_sha: str | None = None
+    ) -> dict[str, str]:
         """Tag `approved/<id>` and `building/<id>`, check the proposal out, `await apply(sha)`;
         then `deployed/<id>` and main fast-forwarded together. On failure: annotated
         `failed/<id>` with the error, main untouched, the error re-raised."""
-        _check_id(approval_id)
+        tags.check_id(approval_id)
         async with self._lock(name):
             applied = self._applied(name)
-            sha = await self._tag_target(applied, f"proposal/{approval_id}")
+            sha = await tags.tag_target(self.git, applied, f"proposal/{approval_id}")
             if expected_sha is not None and not sha.startswith(expected_sha):
                 raise Conflict(f"proposal/{approval_id} is {sha[:12]}, not {expected_sha}")
-            await self._refuse_resolved(applied, approval_id)
-            await self._create_tag(applied, f"approved/{approval_id}", sha)
+            await tags.refuse_resolved(self.git, applied, approval_id)
+            await tags.create_tag(self.git, applied, f"approved/{approval_id}", sha)
             try:
                 old = await self.git.rev(applied, f"refs/heads/{BRANCH}")
-                if old is None or not await self._is_ancestor(applied, old, sha):
-                    raise Conflict(f"{sha[:12]} is not a fast-forward of main ({(old or '')[:12]})"
-                                   ": rebase the proposal on the deployed config")
-                await self._create_tag(applied, f"building/{approval_id}", sha)
+                if old is None or not await tags.is_ancestor(self.git, applied, old, sha):
+                    raise Conflict(
+                        f"{sha[:12]} is not a fast-forward of main ({(old or '')[:12]})"
+                        ": rebase the proposal on the deployed config"
+                    )
+                await tags.create_tag(self.git, applied, f"building/{approval_id}", sha)
                 await self.git.run("checkout", "-q", "-f", "--detach", sha, cwd=applied)
                 await apply(sha)
-                await self.git.run("update-ref", "--stdin", cwd=applied, stdin=(
-                    f"update refs/heads/{BRANCH} {sha} {old}\n"
-                    f"create refs/tags/deployed/{approval_id} {sha}\n").encode())
+                await self.git.run(
+                    "update-ref",
+                    "--stdin",
+                    cwd=applied,
+                    stdin=(
+                        f"update refs/heads/{BRANCH} {sha} {old}\n"
+                        f"create refs/tags/deployed/{approval_id} {sha}\n"
+                    ).encode(),
+                )
                 self._forget(name)
                 await self.git.run("symbolic-ref", "HEAD", f"refs/heads/{BRANCH}", cwd=applied)
             except trio.Cancelled:
                 with trio.CancelScope(shield=True):  # still pending: may be approved again
-                    await self._back_to_main(applied)
+                    await tags.back_to_main(self.git, applied)
                 raise
             except Exception as e:
-                message = e.message if isinstance(e, WireError) else (
-                    f"internal error: {type(e).__name__}")
+                message = (
+                    e.message
+                    if isinstance(e, WireError)
+                    else (f"internal error: {type(e).__name__}")
+                )
                 with trio.CancelScope(shield=True):
-                    await self._back_to_main(applied)
+                    await tags.back_to_main(self.git, applied)
                     try:
-                        await self._annotated_tag(applied, f"failed/{approval_id}", sha, message)
+                        await tags.annotated_tag(
+                            self.git, applied, f"failed/{approval_id}", sha, message
+                        )
                     except WireError as tag_error:
-                        log.warning("cannot tag failed/%d name=%s: %s", approval_id, name,
-                                    tag_error.message)
+                        log.warning(
+                            "cannot tag failed/%d name=%s: %s", approval_id, name, tag_error.message
+                        )
                 await self._changed(name)
-                log.info("config apply failed name=%s id=%d sha=%s: %s", name, approval_id,
-                         sha[:12], message)
+                log.info(
+                    "config apply failed name=%s id=%d sha=%s: %s",
+                    name,
+                    approval_id,
+                    sha[:12],
+                    message,
+                )
                 raise
             log.info("config deployed name=%s id=%d sha=%s", name, approval_id, sha[:12])
         await self._changed(name)
         return {"sha": sha, "tag": f"deployed/{approval_id}"}
 
-    async def _is_ancestor(self, repo: Path, old: str, new: str) -> bool:
-        done = await self.git.run("merge-base", "--is-ancestor", old, new, cwd=repo, ok=(0, 1))
-        return done.returncode == 0
-
-    async def _back_to_main(self, applied: Path) -> None:
-        try:
-            await self.git.run("checkout", "-q", "-f", BRANCH, cwd=applied)
-        except WireError as e:
-            log.warning("cannot restore the applied working tree %s: %s", applied, e.message)
-
     async def deny(self, name: str, approval_id: int, note: str | None) -> dict[str, str]:
         """Annotated tag `denied/<id>` with the note on the proposal."""
-        _check_id(approval_id)
+        tags.check_id(approval_id)
         async with self._lock(name):
             applied = self._applied(name)
-            sha = await self._tag_target(applied, f"proposal/{approval_id}")
-            await self._refuse_resolved(applied, approval_id)
-            await self._annotated_tag(applied, f"denied/{approval_id}", sha, note or "denied")
+            sha = await tags.tag_target(self.git, applied, f"proposal/{approval_id}")
+            await tags.refuse_resolved(self.git, applied, approval_id)
+            await tags.annotated_tag(
+                self.git, applied, f"denied/{approval_id}", sha, note or "denied"
+            )
         await self._changed(name)
         return {"sha": sha, "tag": f"denied/{approval_id}"}
 
