@@ -100,10 +100,10 @@ def build(config: Config, paths: Paths, store: Store, backend: Backend, endpoint
     actions: dict[str, Callable[[ApprovalRow], Awaitable[dict[str, str]]]] = {}
     on_deny: dict[str, Callable[[ApprovalRow], Awaitable[None]]] = {}
     approvals = Approvals(store, events, broker, actions, on_deny)
-    policy = None
-    if config.restart_on_crash:
-        policy = RestartPolicy(config.restart_max_crashes, config.restart_window,
-                               config.restart_backoff, config.restart_backoff_max)
+    # The default for agents whose agent.toml has no `[lifecycle] restart`.
+    policy = RestartPolicy(config.restart_max_crashes, config.restart_window,
+                           config.restart_backoff, config.restart_backoff_max,
+                           enabled=config.restart_on_crash)
     lifecycle = Lifecycle(agents, backend, broker, reminders, events, paths, approvals,
                           config.urls, policy)
 

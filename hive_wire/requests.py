@@ -93,6 +93,9 @@ class Pending:
 class Spawn:
     name: str
     command: list[str] | None = None
+    # hive-core: wait up to this long (at most 10 s) for the new process to stay up; one that
+    # exits in that time makes the spawn answer `unavailable` with its exit status.
+    settle_seconds: float | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -41,11 +41,23 @@ class AgentStatusRow:
     url: str | None = None
     transient: str | None = None
     last_turn_at: str | None = None
+    exit_status: str | None = None  # hive-core: how its process last ended, if it crashed
+
+
+@attrs.frozen(kw_only=True)
+class ManagerStatus:
+    """hive-core's own: the manager's process and queue (its messages wait with or without a
+    process to read them)."""
+
+    running: bool
+    unread: int
+    exit_status: str | None = None
 
 
 @attrs.frozen(kw_only=True)
 class AgentStatuses:
     agent_statuses: list[AgentStatusRow]
+    manager: ManagerStatus | None = None  # hive-core: in `agent_status` answers, not the feed
 
 
 @attrs.frozen(kw_only=True)

@@ -577,7 +577,7 @@ def test_kill_all_kills_every_running_agent_past_a_stopped_one(
     for name in ("alice", "bob", "carol"):
         ok("spawn", name, "--", *SLEEPER, env=env)
     ok("stop", "alice", env=env)
-    assert ok("kill", "--all", env=env).strip() == "kill: bob, carol"
+    assert ok("kill", "--all", env=env).strip() == "kill: all agents"
     rows = json.loads(ok("status", "--json", env=env))
     assert {r["name"]: r["running"] for r in rows["agent_statuses"]} == {
         "alice": False, "bob": False, "carol": False}

@@ -111,7 +111,8 @@ async def list_agents(hive: Hive, caller: str, req: rq.List) -> rs.AgentList:
 
 async def agent_status(hive: Hive, caller: str, req: rq.AgentStatus) -> rs.AgentStatuses:
     rows = await hive.lifecycle.rows()
-    return rs.AgentStatuses(agent_statuses=[rs.AgentStatusRow(**r) for r in rows])
+    return rs.AgentStatuses(agent_statuses=[rs.AgentStatusRow(**r) for r in rows],
+                            manager=rs.ManagerStatus(**await hive.lifecycle.manager_status()))
 
 
 async def subscribe_agent_status(hive: Hive, caller: str,
@@ -135,7 +136,7 @@ async def urls(hive: Hive, caller: str, req: rq.Urls) -> rs.Urls:
 
 
 async def spawn(hive: Hive, caller: str, req: rq.Spawn) -> rs.Ok:
-    await hive.lifecycle.spawn(req.name, req.command)
+    await hive.lifecycle.spawn(req.name, req.command, req.settle_seconds)
     return rs.Ok()
 
 

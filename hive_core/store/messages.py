@@ -217,3 +217,9 @@ def vacuum(conn: sqlite3.Connection, acked_before: float) -> int:
         "DELETE FROM messages WHERE acked_at IS NOT NULL AND acked_at < ?", (acked_before,)
     )
     return cur.rowcount
+
+
+def purge_recipient(conn: sqlite3.Connection, recipient: str) -> int:
+    """Delete every row addressed to `recipient` (queued, in flight, dead, acked): its agent was
+    destroyed with `purge`, and a later agent of that name must start from an empty inbox."""
+    return conn.execute("DELETE FROM messages WHERE recipient = ?", (recipient,)).rowcount
