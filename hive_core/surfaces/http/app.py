@@ -199,6 +199,7 @@ async def serve_dashboard(
     config = HypercornConfig()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")  # through the daemon's own logging
     config.graceful_timeout = GRACE
     config.keep_alive_timeout = 75
     config.include_server_header = False
