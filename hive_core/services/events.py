@@ -94,8 +94,9 @@ class Subscriber:
 
 
 class EventChannel:
-    def __init__(self, history: int = 2000, buffer: int = 1000,
-                 unwritten_max: int = UNWRITTEN_MAX) -> None:
+    def __init__(
+        self, history: int = 2000, buffer: int = 1000, unwritten_max: int = UNWRITTEN_MAX
+    ) -> None:
         self.seq = 0
         self.buffer = buffer
         self.unwritten_max = unwritten_max
@@ -118,8 +119,12 @@ class EventChannel:
         """Stamp `typed` with the next `seq`, encode it once, hand it to every subscriber."""
         self.seq += 1
         t = now()
-        event: Event = {"seq": self.seq, "kind": typed.kind, "at": rfc3339(t),
-                        **converter.unstructure(typed)}
+        event: Event = {
+            "seq": self.seq,
+            "kind": typed.kind,
+            "at": rfc3339(t),
+            **converter.unstructure(typed),
+        }
         self._recent.append(event)
         if self._store is not None:
             if len(self._unwritten) >= self.unwritten_max:
@@ -205,8 +210,10 @@ class EventChannel:
         assert self._store is not None
         while self._unwritten or self._baseline is not None:
             if self.dropped > self._logged_drops:
-                log.warning("event history: the store fell behind, %d events not written",
-                            self.dropped - self._logged_drops)
+                log.warning(
+                    "event history: the store fell behind, %d events not written",
+                    self.dropped - self._logged_drops,
+                )
                 self._logged_drops = self.dropped
             batch = list(islice(self._unwritten, BATCH))
             rows = [(e["seq"], t, e["kind"], self.encode(e)) for e, t in batch]
@@ -288,8 +295,9 @@ class EventChannel:
         return removed
 
 
-def _write(conn: Any, rows: list[tuple[int, float, str, str]],
-           snapshots: list[tuple[int, float, Rows]]) -> None:
+def _write(
+    conn: Any, rows: list[tuple[int, float, str, str]], snapshots: list[tuple[int, float, Rows]]
+) -> None:
     sql.insert_many(conn, rows)
     for seq, at, agents in snapshots:
         sql.insert_snapshot(conn, seq, at, agents)

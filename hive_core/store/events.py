@@ -33,9 +33,7 @@ def max_seq(conn: sqlite3.Connection) -> int:
 
 def insert_many(conn: sqlite3.Connection, rows: Iterable[tuple[int, float, str, str]]) -> None:
     """(seq, at, kind, data) rows; a seq written already is left as it is."""
-    conn.executemany(
-        "INSERT OR IGNORE INTO events (seq, at, kind, data) VALUES (?, ?, ?, ?)", rows
-    )
+    conn.executemany("INSERT OR IGNORE INTO events (seq, at, kind, data) VALUES (?, ?, ?, ?)", rows)
 
 
 def page(conn: sqlite3.Connection, since_seq: int, limit: int) -> list[tuple[int, str]]:
@@ -65,7 +63,8 @@ def latest_snapshot(
     """The last snapshot (at or before a seq): (seq, {name: status row})."""
     if at_or_before is None:
         row = conn.execute(
-            "SELECT seq, agents FROM event_snapshots ORDER BY seq DESC LIMIT 1").fetchone()
+            "SELECT seq, agents FROM event_snapshots ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
     else:
         row = conn.execute(
             "SELECT seq, agents FROM event_snapshots WHERE seq <= ? ORDER BY seq DESC LIMIT 1",

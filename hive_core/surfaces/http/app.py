@@ -58,8 +58,12 @@ POST_VERBS = {name: v for name, v in VERBS.items() if "host" in v.sockets and v.
 
 
 def _json(obj: Any, status: int = 200) -> Response:
-    return Response(encode_line(obj), status, media_type="application/json",
-                    headers={"cache-control": "no-store"})
+    return Response(
+        encode_line(obj),
+        status,
+        media_type="application/json",
+        headers={"cache-control": "no-store"},
+    )
 
 
 def _error(err: WireError, status: int | None = None) -> Response:
@@ -116,8 +120,9 @@ def build_app(hive: Hive, bind_host: str) -> Guards:
         limit = _int(request, "limit", HISTORY_LIMIT, 1, HISTORY_MAX)
         seq, rows = await hive.events.page(since, limit)
         body = f'{{"seq":{seq},"events":[{",".join(text for _, text in rows)}]}}\n'
-        return Response(body.encode(), media_type="application/json",
-                        headers={"cache-control": "no-store"})
+        return Response(
+            body.encode(), media_type="application/json", headers={"cache-control": "no-store"}
+        )
 
     async def state_at(request: Request) -> Response:
         if "seq" not in request.query_params:
@@ -136,8 +141,10 @@ def build_app(hive: Hive, bind_host: str) -> Guards:
     async def post_verb(request: Request) -> Response:
         verb = request.path_params["verb"]
         if verb not in POST_VERBS:
-            raise UnknownCommand(f"unknown command {verb[:64]!r} (POST /api/VERB serves the "
-                                 "host socket's verbs that answer once)")
+            raise UnknownCommand(
+                f"unknown command {verb[:64]!r} (POST /api/VERB serves the "
+                "host socket's verbs that answer once)"
+            )
         body = await request.body()
         obj = decode_line(body) if body.strip() else {}
         obj["cmd"] = verb
@@ -160,8 +167,11 @@ def build_app(hive: Hive, bind_host: str) -> Guards:
         Route("/dashboard/stream", stream, methods=["GET"]),
         Route("/dashboard/history", route(history), methods=["GET"]),
         Route("/dashboard/state_at", route(state_at), methods=["GET"]),
-        Route("/{path:path}", route(not_found), methods=["GET", "HEAD", "POST", "PUT",
-                                                         "DELETE", "PATCH"]),
+        Route(
+            "/{path:path}",
+            route(not_found),
+            methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"],
+        ),
     ]
     app = Starlette(routes=routes)
     return Guards(app, bind_host, hive.config.dashboard_hosts)
@@ -209,13 +219,14 @@ async def serve_dashboard(
         await hive.stopping.wait()
 
     async def run(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-        await hypercorn_serve(app, config, shutdown_trigger=stopped,  # type: ignore[arg-type]
-                              task_status=task_status)
+        await hypercorn_serve(
+            app,
+            config,
+            shutdown_trigger=stopped,  # type: ignore[arg-type]
+            task_status=task_status,
+        )
 
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(run)
         url = binds[0].rstrip("/") + "/"
         task_status.started(url)
-
-
-

@@ -31,9 +31,17 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Wire code -> HTTP status (dashboard.md): one table for every route.
 STATUS = {
-    "bad_json": 400, "bad_request": 400, "line_too_long": 413, "unknown_command": 404,
-    "not_found": 404, "conflict": 409, "forbidden": 403, "too_large": 413, "limit": 429,
-    "unavailable": 503, "internal": 500,
+    "bad_json": 400,
+    "bad_request": 400,
+    "line_too_long": 413,
+    "unknown_command": 404,
+    "not_found": 404,
+    "conflict": 409,
+    "forbidden": 403,
+    "too_large": 413,
+    "limit": 429,
+    "unavailable": 503,
+    "internal": 500,
 }
 
 
@@ -43,10 +51,17 @@ def status_of(err: WireError) -> int:
 
 async def send_error(send: Send, err: WireError, status: int | None = None) -> None:
     body = encode_line(error_envelope(err))
-    await send({"type": "http.response.start", "status": status or status_of(err),
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"cache-control", b"no-store")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status or status_of(err),
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -60,8 +75,9 @@ def _header(scope: Scope, name: bytes) -> str | None:
 class Guards:
     """ASGI middleware in front of the whole dashboard."""
 
-    def __init__(self, app: ASGIApp, bind_host: str, names: Iterable[str] = (),
-                 max_body: int = MAX_BODY) -> None:
+    def __init__(
+        self, app: ASGIApp, bind_host: str, names: Iterable[str] = (), max_body: int = MAX_BODY
+    ) -> None:
         self.app = app
         self.max_body = max_body
         host = f"[{bind_host}]" if ":" in bind_host else bind_host

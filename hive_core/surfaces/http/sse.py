@@ -30,8 +30,11 @@ PING = 15.0
 COALESCE = 0.01
 CATCH_UP_MAX = 20_000
 PAGE = 5000
-HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
-           (b"cache-control", b"no-store"), (b"x-accel-buffering", b"no")]
+HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"x-accel-buffering", b"no"),
+]
 
 
 def frame(channel: EventChannel, event: Event) -> str:
@@ -92,8 +95,9 @@ class Stream:
                         parts.append(frame(channel, event))
                     chunk = "".join(parts)
                 if chunk:
-                    await send({"type": "http.response.body", "body": chunk.encode(),
-                                "more_body": True})
+                    await send(
+                        {"type": "http.response.body", "body": chunk.encode(), "more_body": True}
+                    )
                 if events:
                     await trio.sleep(COALESCE)  # let the next ones gather into one chunk
 
@@ -117,8 +121,9 @@ class Stream:
 
 async def _lagged(send: Send, channel: EventChannel, seq: int) -> int:
     event = {"seq": seq, "kind": "lagged", "at": rfc3339(now())}
-    await send({"type": "http.response.body", "body": frame(channel, event).encode(),
-                "more_body": True})
+    await send(
+        {"type": "http.response.body", "body": frame(channel, event).encode(), "more_body": True}
+    )
     return seq
 
 
