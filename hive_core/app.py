@@ -26,6 +26,7 @@ from hive_core.services.activity import Activity
 from hive_core.services.agents import Agents, Endpoints
 from hive_core.services.approvals import Approvals
 from hive_core.services.broker import Broker
+from hive_core.services.costs import Costs
 from hive_core.services.events import EventChannel
 from hive_core.services.lifecycle import Lifecycle, RestartPolicy
 from hive_core.services.loose_ends import LooseEnds
@@ -52,6 +53,7 @@ class Hive:
     loose_ends: LooseEnds
     lifecycle: Lifecycle
     activity: Activity
+    costs: Costs
     stopping: trio.Event = attrs.Factory(trio.Event)
     dashboard_url: str | None = None  # `http://HOST:PORT/` once the dashboard serves
 
@@ -64,6 +66,7 @@ class Hive:
             self.reminders.scheduler,
             self.questions.watchdog,
             lambda: self.lifecycle.watch(self.config.crash_scan),
+            self.costs.rollover,
             self.events.writer,
         ]
 
@@ -111,8 +114,9 @@ def build(config: Config, paths: Paths, store: Store, backend: Backend, endpoint
         await lifecycle.spawn(row.agent)
         return {}
 
-    actions.update(spawn=approve_spawn, apply_commit=lifecycle.deploy)
-    on_deny.update(apply_commit=lifecycle.refuse)
+    costs = Costs(store, events, broker, agents, approvals, lifecycle, config.budget)
+    actions.update(spawn=approve_spawn, apply_commit=lifecycle.deploy, raise_budget=costs.grant)
+    on_deny.update(apply_commit=lifecycle.refuse, raise_budget=costs.refused)
     return Hive(config, paths, store, events, backend, agents, broker, approvals, questions,
                 reminders, LooseEnds(approvals, questions, reminders), lifecycle,
-                Activity(store, events, agents.is_agent))
+                Activity(store, events, agents.is_agent, costs.recorded), costs)

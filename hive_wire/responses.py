@@ -42,6 +42,12 @@ class AgentStatusRow:
     transient: str | None = None
     last_turn_at: str | None = None
     exit_status: str | None = None  # hive-core: how its process last ended, if it crashed
+    # hive-core's cost keys (agent.md "Costs and budgets"): today's cost (UTC), the last turn's
+    # prompt size, the budget, and why it is paused when its budget paused it.
+    cost_usd: float | None = None
+    context_tokens: int | None = None
+    budget: Budget | None = None
+    paused_reason: str | None = None
 
 
 @attrs.frozen(kw_only=True)

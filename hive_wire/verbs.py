@@ -90,6 +90,9 @@ VERBS: dict[str, Verb] = _table(
          sockets=HOST, mode="feed", summary="Every dashboard event, live."),
     Verb(name="activity", request=rq.Activity, answer=rs.Accepted, sockets=ALL,
          summary="Report what a turn is doing (tool calls, sub-agents, turn end)."),
+    Verb(name="costs", request=rq.Costs, answer=rs.Costs, sockets=HOST,
+         summary="What each agent (and, with `by_thread`, each thread) cost: turns, tokens, "
+                 "dollars, budgets."),
     # --- lifecycle ----------------------------------------------------------------------------
     Verb(name="spawn", request=rq.Spawn, answer=rs.Ok, sockets=HOST,
          summary="Create and start an agent."),

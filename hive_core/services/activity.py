@@ -11,13 +11,14 @@ Rules kept here:
 - every accepted event is published as `agent_activity {agent, activity}`; the last 2,000 per
   reporter stay in memory, as published (with `seq` and `at`), for the agent's page; every
   `turn_end` of a hive agent becomes a row of `turns` (the source of costs) and sets its
-  `last_turn_at`.
+  `last_turn_at`; then the budgets are told (`recorded`, services/costs.py).
 """
 
 from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -107,10 +108,12 @@ class _Bucket:
 
 
 class Activity:
-    def __init__(self, store: Store, events: EventChannel, is_agent: Any) -> None:
+    def __init__(self, store: Store, events: EventChannel, is_agent: Any,
+                 recorded: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.store = store
         self.events = events
         self.is_agent = is_agent
+        self.recorded = recorded  # told of each agent whose turns were recorded (budgets)
         self.recent: dict[str, deque[dict[str, Any]]] = {}
         self._buckets: dict[str, _Bucket] = {}
 
@@ -150,6 +153,8 @@ class Activity:
                 ))
         if turns:
             await self.store.run(_record_turns, turns, who, at)
+            if self.recorded is not None:
+                await self.recorded(who)
         return len(cleaned)
 
     def history(self, who: str, limit: int = KEEP) -> list[dict[str, Any]]:

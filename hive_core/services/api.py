@@ -109,9 +109,18 @@ async def list_agents(hive: Hive, caller: str, req: rq.List) -> rs.AgentList:
     return rs.AgentList(agents=hive.agents.sorted_names())
 
 
+def _status_row(row: dict[str, Any], costs: dict[str, Any] | None = None) -> rs.AgentStatusRow:
+    """A status row, with its cost keys (`Costs.row_keys`) when given."""
+    row = {**row, **(costs or {})}
+    if isinstance(row.get("budget"), dict):
+        row["budget"] = rs.Budget(**row["budget"])
+    return rs.AgentStatusRow(**row)
+
+
 async def agent_status(hive: Hive, caller: str, req: rq.AgentStatus) -> rs.AgentStatuses:
     rows = await hive.lifecycle.rows()
-    return rs.AgentStatuses(agent_statuses=[rs.AgentStatusRow(**r) for r in rows],
+    costs = await hive.costs.row_keys()
+    return rs.AgentStatuses(agent_statuses=[_status_row(r, costs.get(r["name"])) for r in rows],
                             manager=rs.ManagerStatus(**await hive.lifecycle.manager_status()))
 
 
@@ -124,7 +133,7 @@ async def subscribe_agent_status(hive: Hive, caller: str,
             while True:
                 event = await sub.next()
                 if event["kind"] == "container_state_changed":
-                    yield rs.AgentStatuses(agent_statuses=[rs.AgentStatusRow(**event["row"])])
+                    yield rs.AgentStatuses(agent_statuses=[_status_row(event["row"])])
 
     return Feed(ack=rs.Ok(), items=items())
 
@@ -351,6 +360,25 @@ async def cancel_loose_end(hive: Hive, caller: str, req: rq.CancelLooseEnd) -> r
     return rs.Ok()
 
 
+# --- costs -----------------------------------------------------------------------------------
+def _usage(u: dict[str, Any]) -> rs.Usage:
+    return rs.Usage(**u)
+
+
+async def costs(hive: Hive, caller: str, req: rq.Costs) -> rs.Costs:
+    got = await hive.costs.report(req.agent, req.since, req.by_thread)
+    agents = []
+    for a in got["agents"]:
+        windows = {k: _usage(a[k]) for k in ("last_24h", "last_7d", "last_30d")}
+        b = a["budget"]
+        agents.append(rs.AgentCost(
+            **{k: v for k, v in a.items() if k not in windows and k != "budget"}, **windows,
+            budget=rs.Budget(**b) if b else None))
+    threads = got.get("threads")
+    return rs.Costs(agents=agents,
+                    threads=None if threads is None else [rs.ThreadCost(**t) for t in threads])
+
+
 # Every verb of the table, by name (hive_wire.verbs.VERBS says which sockets serve it).
 HANDLERS: dict[str, Handler] = {
     "whoami": whoami, "send": send, "recv": recv, "ack_turn": ack_turn,
@@ -367,5 +395,5 @@ HANDLERS: dict[str, Handler] = {
     "retry_reminder": retry_reminder, "subscribe_agent_status": subscribe_agent_status,
     "diff": diff, "set_paused": set_paused, "stop": stop, "destroy": destroy,
     "tombstones": tombstones, "purge_tombstone": purge_tombstone, "logs": logs,
-    "activity": activity,
+    "activity": activity, "costs": costs,
 }

@@ -226,26 +226,29 @@ def stop_clear(conn: sqlite3.Connection, agent: str, period: str | None = None) 
 
 def raise_put(conn: sqlite3.Connection, approval_id: int, agent: str, period: str, unit: str,
               amount: float) -> None:
-    conn.execute("INSERT OR REPLACE INTO budget_raises (approval_id, agent, period, unit, amount, "
-                 "granted) VALUES (?, ?, ?, ?, ?, 0)", (approval_id, agent, period, unit, amount))
+    conn.execute("INSERT OR REPLACE INTO budget_raises (approval_id, unit, agent, period, amount, "
+                 "granted) VALUES (?, ?, ?, ?, ?, 0)", (approval_id, unit, agent, period, amount))
 
 
-def raise_grant(conn: sqlite3.Connection, approval_id: int) -> tuple[str, str, float] | None:
-    """Count the raise of approval `approval_id`; (period, unit, amount), or None."""
-    row = conn.execute(
+def raise_grant(conn: sqlite3.Connection, approval_id: int) -> list[tuple[str, str, float]]:
+    """Count the raises of approval `approval_id`: [(period, unit, amount)]."""
+    rows = conn.execute(
         "UPDATE budget_raises SET granted = 1 WHERE approval_id = ? "
-        "RETURNING period, unit, amount", (approval_id,)).fetchone()
-    return None if row is None else (str(row[0]), str(row[1]), float(row[2]))
+        "RETURNING period, unit, amount", (approval_id,)).fetchall()
+    return [(str(p), str(u), float(a)) for p, u, a in rows]
 
 
-def raises(conn: sqlite3.Connection, agent: str, periods: list[str]) -> dict[tuple[str, str],
-                                                                               float]:
-    """The granted raises of `agent` in `periods`: {(period, unit): amount}."""
+def raises(conn: sqlite3.Connection, periods: list[str]) -> dict[str, dict[tuple[str, str],
+                                                                         float]]:
+    """The granted raises in `periods`: {agent: {(period, unit): amount}}."""
     marks = ",".join("?" * len(periods))
     rows = conn.execute(
-        f"SELECT period, unit, sum(amount) FROM budget_raises WHERE agent = ? AND granted = 1 "
-        f"AND period IN ({marks}) GROUP BY period, unit", (agent, *periods)).fetchall()
-    return {(str(p), str(u)): float(a) for p, u, a in rows}
+        f"SELECT agent, period, unit, sum(amount) FROM budget_raises WHERE granted = 1 "
+        f"AND period IN ({marks}) GROUP BY agent, period, unit", periods).fetchall()
+    out: dict[str, dict[tuple[str, str], float]] = {}
+    for agent, p, u, a in rows:
+        out.setdefault(str(agent), {})[(str(p), str(u))] = float(a)
+    return out
 
 
 def forget_agent(conn: sqlite3.Connection, agent: str) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import click
 
 from hive_core.surfaces.cli import agent_cmds, agents, approvals, messages, serve
+from hive_core.surfaces.cli import costs as costs_cmds
 from hive_core.surfaces.cli import agent_side  # mcp, hook, agent run, spawn --claude
 
 
@@ -27,7 +28,7 @@ def main() -> None:
     """hive-core: the host daemon of an agent swarm, and its client."""
 
 
-for _module in (serve, agents, messages, approvals, agent_cmds):
+for _module in (serve, agents, messages, approvals, agent_cmds, costs_cmds):
     _module.register(main)
 agent_side.register(main)  # after agent_cmds and agents: it adds to `agent` and `spawn`
 
