@@ -159,6 +159,15 @@ def test_exec_start_with_a_config_file_and_other_dirs() -> None:
     assert "Admin group: ops." in text
 
 
+def test_exec_start_passes_the_dashboard_through() -> None:
+    service = parse_unit(render("/usr/bin/hive-core", dashboard="[::1]:8080"))["Service"]
+    assert shlex.split(service["ExecStart"][0])[-2:] == ["--dashboard", "[::1]:8080"]
+    off = parse_unit(render("/usr/bin/hive-core", dashboard="off"))["Service"]
+    assert shlex.split(off["ExecStart"][0])[-2:] == ["--dashboard", "off"]
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        render("/usr/bin/hive-core", dashboard="8080")
+
+
 def test_exec_start_arguments_are_escaped_for_systemd() -> None:
     text = render("/opt/hive core/hive-core", state_dir="/var/lib/a%b", run_dir="/run/x$y")
     line = parse_unit(text)["Service"]["ExecStart"][0]

@@ -27,12 +27,20 @@ from hive_wire.errors import WireError
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
 @click.option("--log-json", is_flag=True, help="Log JSON lines instead of key=value.")
+@click.option(
+    "--dashboard",
+    envvar="HIVE_DASHBOARD",
+    default=None,
+    help="Where the dashboard listens, HOST:PORT (port 0: any free one), or off "
+    "(default: dashboard_listen, 127.0.0.1:7777).",
+)
 def serve(
     state_dir: str | None,
     run_dir: str | None,
     config_file: str | None,
     log_level: str,
     log_json: bool,
+    dashboard: str | None,
 ) -> None:
     """Run the daemon in the foreground (until SIGTERM or SIGINT)."""
     import trio
@@ -43,7 +51,7 @@ def serve(
 
     logs.setup(log_level, log_json)
     try:
-        cfg = config_mod.load(config_file, state_dir, run_dir)
+        cfg = config_mod.load(config_file, state_dir, run_dir, dashboard_listen=dashboard)
     except OSError as e:
         die(EXIT_USAGE, f"configuration: {e.filename or config_file}: {e.strerror or e}")
     except (ValueError, TypeError) as e:
@@ -97,6 +105,11 @@ def _first_leaf(group: BaseException) -> BaseException:
     type=click.IntRange(1),
     help="WatchdogSec= of the unit.",
 )
+@click.option(
+    "--dashboard",
+    default=None,
+    help="The dashboard's HOST:PORT or off, passed to serve (default: its config's).",
+)
 def systemd_unit(
     executable: str | None,
     state_dir: str,
@@ -104,6 +117,7 @@ def systemd_unit(
     config_file: str | None,
     group: str,
     watchdog_sec: int,
+    dashboard: str | None,
 ) -> None:
     """Print the systemd unit of `hive-core serve` (for hosts without Nix)."""
     from hive_core.surfaces.cli.systemd_unit import default_executable, render
@@ -117,6 +131,7 @@ def systemd_unit(
                 config_file,
                 group,
                 watchdog_sec,
+                dashboard,
             ),
             nl=False,
         )

@@ -19,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from hive_core.config import Config
+from hive_core.config import Config, dashboard_address
 
 DEFAULT_STATE_DIR = "/var/lib/hyperhive"
 DEFAULT_RUN_DIR = "/run/hyperhive"
@@ -87,6 +87,7 @@ def render(
     config: str | None = None,
     group: str = DEFAULT_GROUP,
     watchdog_sec: int = 30,
+    dashboard: str | None = None,
 ) -> str:
     """The unit file text (`hive-core.service`) for `executable serve ...`.
 
@@ -109,6 +110,9 @@ def render(
     argv = [executable, "serve", "--state-dir", state_dir, "--run-dir", run_dir]
     if config is not None:
         argv += ["--config", config]
+    if dashboard is not None:
+        dashboard_address(dashboard)  # HOST:PORT or off, or ValueError
+        argv += ["--dashboard", dashboard]
     exec_start = " ".join(_exec_arg(a) for a in argv)
 
     state_name = _managed_dir(state_dir, "/var/lib")
