@@ -34,7 +34,7 @@ import trio
 from hive_wire.client import Connection
 from hive_wire.errors import WireError
 
-from .claude import Activity
+from .stream import Activity
 
 log = logging.getLogger("hive_core.agent.bus")
 

@@ -20,116 +20,35 @@ Rules kept here:
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
-import re
 import secrets
-import shlex
 import signal
 import sys
 import time
-import tomllib
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
 import trio
 
 from hive_wire.client import Connection
 from hive_wire.errors import WireError
 
 from . import bus as busmod
-from . import claude
+from . import claude, stream
+from .options import AGENT_TOOLS, MANAGER_TOOLS, Options, options  # noqa: F401 (re-exported)
+from .prompt import REDELIVERED, lifecycle_only, wake_prompt  # noqa: F401 (re-exported)
 from .turn_stats import FILE as STATS_FILE
 from .turn_stats import TurnRow, TurnStats
 
 log = logging.getLogger("hive_core.agent.loop")
 
-AGENT_TOOLS = (
-    "recv",
-    "send",
-    "ask",
-    "answer",
-    "get_loose_ends",
-    "cancel_loose_end",
-    "remind",
-    "set_status",
-    "whoami",
-    "get_agent_meta",
-)
-MANAGER_TOOLS = (
-    "request_spawn",
-    "request_apply_commit",
-    "kill",
-    "start",
-    "restart",
-    "rebuild",
-    "get_logs",
-    "list_agents",
-)
 PAUSED_MARKER = "paused"  # written by the daemon (lifecycle.set_paused)
 SESSION_MARKER = "hive-claude-session"  # a session exists: the next turn uses --continue
 NEW_SESSION_MARKER = "new-session"  # anyone may create it: the next turn starts fresh
 PID_FILE = "hive-claude.pid"
 MCP_CONFIG = "hive-mcp.json"
-REDELIVERED = "[redelivered: this may already have been handled]"
-KICK = re.compile(r"\[system\] [^\n]*: your harness may resume")
-LIFECYCLE_EVENTS = frozenset({"started", "restarted", "rebuilt"})
-
-
-@attrs.frozen(kw_only=True)
-class Options:
-    socket: str
-    state_dir: Path
-    claude_command: list[str]
-    model: str | None = None
-    rate_limit_wait: float = 300.0
-    turn_timeout: float = 3600.0
-    stop_grace: float = 8.0  # under the daemon's stop grace (10 s), so our kill comes first
-    recv_wait: int = 30
-    pause_poll: float = 2.0
-    manager: bool = False
-    mcp_command: list[str] = attrs.Factory(lambda: [sys.executable, "-m", "hive_core.agent.mcp"])
-    env: dict[str, str] | None = None  # claude's base environment (default: ours)
-
-    @property
-    def tools(self) -> list[str]:
-        names = AGENT_TOOLS + (MANAGER_TOOLS if self.manager else ())
-        return [f"mcp__hive__{n}" for n in names]
-
-
-def lifecycle_only(msg: dict[str, Any]) -> bool:
-    if msg.get("from") != "system":
-        return False
-    body = str(msg.get("body", ""))
-    if KICK.fullmatch(body):
-        return True
-    try:
-        obj = json.loads(body)
-    except ValueError:
-        return False
-    return isinstance(obj, dict) and obj.get("event") in LIFECYCLE_EVENTS
-
-
-def wake_prompt(msgs: Sequence[dict[str, Any]], notes: Sequence[str], unread: int) -> str:
-    out: list[str] = []
-    if notes:
-        out += ["Since your last turn:", *(f"- {n}" for n in notes), ""]
-    out.append(f"You have {len(msgs)} new message(s) from the hive.")
-    for m in msgs:
-        reply = f" (in reply to {m['in_reply_to']})" if m.get("in_reply_to") else ""
-        out += ["", f"--- message {m['id']} from: {m['from']}{reply}"]
-        if m.get("redelivered"):
-            out.append(REDELIVERED)
-        out.append(str(m.get("body", "")))
-    out.append("")
-    if unread:
-        out.append(f"{unread} other unread message(s) are waiting in your inbox.")
-    out.append("The `recv` tool (mcp__hive__recv) drains more messages; answer with `send`.")
-    return "\n".join(out)
 
 
 class Harness:
@@ -256,15 +175,15 @@ class Harness:
         if state != self._state:
             self._state = state
             self.bus.emit(busmod.TurnStateChanged(state=state, since_unix=int(time.time())))
-            self.reporter.add(claude.State(state=state))
+            self.reporter.add(stream.State(state=state))
 
-    def _sink(self, obj: dict[str, Any] | None, outputs: list[claude.Output]) -> None:
+    def _sink(self, obj: dict[str, Any] | None, outputs: list[stream.Output]) -> None:
         if obj is not None:
             self.bus.emit(busmod.Stream(obj=obj))
         for out in outputs:
-            if isinstance(out, claude.Note):
+            if isinstance(out, stream.Note):
                 self.bus.emit(busmod.Note(text=out.text))
-            elif isinstance(out, claude.State):
+            elif isinstance(out, stream.State):
                 self.set_state(out.state)
             else:
                 self.reporter.add(out)
@@ -332,8 +251,8 @@ class Harness:
             token=self.token,
         )
         self.set_state("thinking")
-        self.reporter.add(claude.TurnStart())
-        parser = claude.StreamParser()
+        self.reporter.add(stream.TurnStart())
+        parser = stream.StreamParser()
         started = time.time()
         outcome = claude.Outcome(summary=parser.summary)
         with trio.CancelScope() as self._turn_scope:
@@ -363,7 +282,7 @@ class Harness:
         if s.usage:
             self.bus.emit(busmod.TokenUsageChanged(usage={**s.usage, "cost_usd": s.cost_usd}))
         self.reporter.add(
-            claude.TurnEnd(
+            stream.TurnEnd(
                 ok=kind == "ok",
                 result_kind=kind,
                 duration_ms=duration_ms,
@@ -389,7 +308,7 @@ class Harness:
                 tool_calls=dict(s.tool_calls),
                 open_loose_ends=loose,
                 pending_reminders=reminders,
-                note=claude.preview(note, 1024) if note else None,
+                note=stream.preview(note, 1024) if note else None,
             )
         )
         self.turns += 1
@@ -465,56 +384,6 @@ def reap_orphan(pid_file: Path) -> None:
         log.warning("killing claude left running by a previous harness pid=%s", pid_s)
         claude.killpg(int(pid_s))
     _unlink(pid_file)
-
-
-# --- the command -----------------------------------------------------------------------------
-def options(argv: Sequence[str] | None = None) -> Options:
-    p = argparse.ArgumentParser(
-        prog="hive-core agent run",
-        description="Run the agent's turn loop: one claude turn per message from the hive.",
-    )
-    p.add_argument(
-        "--socket",
-        default=os.environ.get("HIVE_AGENT_SOCKET", "/run/hive/mcp.sock"),
-        help="the agent socket (default $HIVE_AGENT_SOCKET)",
-    )
-    p.add_argument("--state-dir", default=".", help="the agent's state dir (default: cwd)")
-    p.add_argument(
-        "--claude-command",
-        help="claude command line (shell words; default $HIVE_CLAUDE_COMMAND, else `claude`)",
-    )
-    p.add_argument("--model", help="claude model (default: agent.toml [claude] model)")
-    p.add_argument(
-        "--rate-limit-wait", type=float, help="seconds to wait when rate limited (default 300)"
-    )
-    p.add_argument("--turn-timeout", type=float, help="seconds a turn may take (default 3600)")
-    p.add_argument(
-        "--stop-grace", type=float, help="seconds a running turn gets on SIGTERM (default 8)"
-    )
-    p.add_argument("--config", help="agent.toml whose [claude] table gives defaults")
-    a = p.parse_args(argv)
-    table: dict[str, Any] = {}
-    if a.config:
-        with open(a.config, "rb") as f:
-            table = tomllib.load(f).get("claude", {})
-    cmd = a.claude_command or os.environ.get("HIVE_CLAUDE_COMMAND") or "claude"
-    picked = {
-        k: v
-        for k, v in {
-            "model": a.model or table.get("model"),
-            "rate_limit_wait": a.rate_limit_wait or table.get("rate_limit_wait"),
-            "turn_timeout": a.turn_timeout or table.get("turn_timeout"),
-            "stop_grace": a.stop_grace,
-        }.items()
-        if v is not None
-    }
-    return Options(
-        socket=a.socket,
-        state_dir=Path(a.state_dir).absolute(),
-        claude_command=shlex.split(cmd),
-        manager=os.environ.get("HIVE_AGENT_NAME") == "manager",
-        **picked,
-    )
 
 
 async def serve(opts: Options) -> None:
