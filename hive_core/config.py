@@ -143,7 +143,10 @@ def load(
     values: dict[str, Any] = {}
     if config_file:
         with open(config_file, "rb") as f:
-            values = tomllib.load(f)
+            try:
+                values = tomllib.load(f)
+            except tomllib.TOMLDecodeError as e:  # its text names the line and column
+                raise ValueError(f"{config_file}: not valid TOML: {e}") from None
         unknown = set(values) - set(_FIELDS)
         if unknown:
             raise ValueError(f"{config_file}: unknown keys {sorted(unknown)}")
