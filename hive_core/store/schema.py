@@ -189,8 +189,9 @@ def _v6_costs(conn: sqlite3.Connection) -> None:
     turns = sqlite_utils.Database(conn)["turns"]
     if "thread" not in turns.columns_dict:
         conn.execute("ALTER TABLE turns ADD COLUMN thread INTEGER")
-    conn.execute("CREATE INDEX IF NOT EXISTS turns_thread ON turns(thread) "
-                 "WHERE thread IS NOT NULL")
+    # Covering `by_thread` (group by thread, sum cost, list agents) without a lookup per turn.
+    conn.execute("CREATE INDEX IF NOT EXISTS turns_thread_cost ON turns(thread, cost_usd, agent, "
+                 "ended_at) WHERE thread IS NOT NULL")
     conn.execute(
         """CREATE TABLE IF NOT EXISTS turn_days (
             agent TEXT NOT NULL,
