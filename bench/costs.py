@@ -55,28 +55,55 @@ def build(db: Path, turns: int, agents: int, days: int) -> float:
     conn.executemany(
         "INSERT INTO messages (id, recipient, sender, body, sent_at, acked_at) "
         "VALUES (?, ?, 'operator', ?, ?, ?)",
-        [(i, names[i % agents], f"task {i}: " + "x" * 60, t_now - days * 86400,
-          t_now - days * 86400) for i in range(1, ROOTS + 1)])
+        [
+            (
+                i,
+                names[i % agents],
+                f"task {i}: " + "x" * 60,
+                t_now - days * 86400,
+                t_now - days * 86400,
+            )
+            for i in range(1, ROOTS + 1)
+        ],
+    )
     span = days * 86400
     rows = []
     for i in range(turns):
         thread = rnd.randint(1, ROOTS)
-        rows.append((names[i % agents], t_now - span + span * i / turns, 1, "ok", 30_000,
-                     "claude-sonnet-4-5", 3000, 400, 20_000, 1000, 0.05, 24_000,
-                     f"[{thread}]", thread))
+        rows.append(
+            (
+                names[i % agents],
+                t_now - span + span * i / turns,
+                1,
+                "ok",
+                30_000,
+                "claude-sonnet-4-5",
+                3000,
+                400,
+                20_000,
+                1000,
+                0.05,
+                24_000,
+                f"[{thread}]",
+                thread,
+            )
+        )
         if len(rows) == 100_000:
             conn.executemany(
                 "INSERT INTO turns (agent, ended_at, ok, result_kind, duration_ms, model, "
                 "input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, "
                 "cost_usd, context_tokens, woken_by, thread) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
             rows = []
     if rows:
         conn.executemany(
             "INSERT INTO turns (agent, ended_at, ok, result_kind, duration_ms, model, "
             "input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, cost_usd, "
             "context_tokens, woken_by, thread) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows)
+            rows,
+        )
     costs_sql.rebuild_days(conn)
     conn.execute("COMMIT")
     conn.execute("ANALYZE")
@@ -106,8 +133,11 @@ async def main_async(args: argparse.Namespace, base: Path) -> bool:
         cases: list[tuple[str, dict[str, object], bool]] = [
             ("costs (every agent)", {"cmd": "costs"}, True),
             ("costs {agent}", {"cmd": "costs", "agent": "agent-007"}, True),
-            ("costs {since: 12 h ago}",
-             {"cmd": "costs", "since": rfc3339(time.time() - 12 * 3600)}, True),
+            (
+                "costs {since: 12 h ago}",
+                {"cmd": "costs", "since": rfc3339(time.time() - 12 * 3600)},
+                True,
+            ),
             ("costs {by_thread}", {"cmd": "costs", "by_thread": True}, False),
         ]
         for label, request, target in cases:
@@ -115,8 +145,7 @@ async def main_async(args: argparse.Namespace, base: Path) -> bool:
             med, worst = statistics.median(times), max(times)
             verdict = mark(worst <= TARGET_MS) if target else "(no target)"
             ok_all &= worst <= TARGET_MS or not target
-            print(f"{label:28s} median {med:7.1f} ms  worst {worst:7.1f} ms  {verdict}",
-                  flush=True)
+            print(f"{label:28s} median {med:7.1f} ms  worst {worst:7.1f} ms  {verdict}", flush=True)
         hive.shutdown()
     return ok_all
 
@@ -134,8 +163,11 @@ def main() -> int:
         (base / "state").mkdir()
         paths = Paths(base / "state", base / "run")
         took = build(paths.database, args.turns, args.agents, args.days)
-        print(f"built {args.turns:,} turns of {args.agents} agents over {args.days} days in "
-              f"{took:.1f} s", flush=True)
+        print(
+            f"built {args.turns:,} turns of {args.agents} agents over {args.days} days in "
+            f"{took:.1f} s",
+            flush=True,
+        )
         return 0 if trio.run(main_async, args, base) else 1
     finally:
         shutil.rmtree(base, ignore_errors=True)

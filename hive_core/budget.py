@@ -89,8 +89,13 @@ class Check(NamedTuple):
         return self.spent / self.limit if self.limit > 0 else 0.0
 
 
-def checks(limits: dict[str, float], raises: dict[tuple[str, str], float],
-           today: Spent, this_month: Spent, at: float) -> list[Check]:
+def checks(
+    limits: dict[str, float],
+    raises: dict[tuple[str, str], float],
+    today: Spent,
+    this_month: Spent,
+    at: float,
+) -> list[Check]:
     """Every configured limit against its period, the fullest first. `raises` maps
     (period key, unit) to the amount granted on top of the limit."""
     out = []
@@ -106,8 +111,9 @@ def checks(limits: dict[str, float], raises: dict[tuple[str, str], float],
     return out
 
 
-def shown(checks_: list[Check], today: Spent, this_month: Spent,
-          paused: bool) -> dict[str, Any] | None:
+def shown(
+    checks_: list[Check], today: Spent, this_month: Spent, paused: bool
+) -> dict[str, Any] | None:
     """The status row's and `costs`'s `budget` object: the fullest period, its dollar and token
     limits (those of that period kind), what it spent, and whether the agent is paused by it."""
     if not checks_:

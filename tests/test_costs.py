@@ -34,23 +34,39 @@ def hive_config(budget_limits: dict[str, Any]) -> dict[str, Any]:
 DAY_1 = pytest.mark.parametrize("budget_limits", [{"usd_per_day": 1.0}])
 
 
-def turn_end(cost: float, ids: list[int] | None = None, inp: int = 1000, out: int = 100,
-             cache_read: int = 0, cache_creation: int = 0) -> dict[str, Any]:
+def turn_end(
+    cost: float,
+    ids: list[int] | None = None,
+    inp: int = 1000,
+    out: int = 100,
+    cache_read: int = 0,
+    cache_creation: int = 0,
+) -> dict[str, Any]:
     event: dict[str, Any] = {
-        "kind": "turn_end", "ok": True, "result_kind": "ok", "duration_ms": 1500,
-        "usage": {"input_tokens": inp, "output_tokens": out, "cache_read_tokens": cache_read,
-                  "cache_creation_tokens": cache_creation},
-        "cost_usd": cost, "model": "claude-sonnet-4-5",
+        "kind": "turn_end",
+        "ok": True,
+        "result_kind": "ok",
+        "duration_ms": 1500,
+        "usage": {
+            "input_tokens": inp,
+            "output_tokens": out,
+            "cache_read_tokens": cache_read,
+            "cache_creation_tokens": cache_creation,
+        },
+        "cost_usd": cost,
+        "model": "claude-sonnet-4-5",
     }
     if ids:
         event["message_ids"] = ids
     return event
 
 
-async def turn(hive: Hive, name: str, cost: float, ids: list[int] | None = None,
-               **usage: int) -> None:
-    answer = await ok(agent_sock(hive, name),
-                      {"cmd": "activity", "events": [turn_end(cost, ids, **usage)]})
+async def turn(
+    hive: Hive, name: str, cost: float, ids: list[int] | None = None, **usage: int
+) -> None:
+    answer = await ok(
+        agent_sock(hive, name), {"cmd": "activity", "events": [turn_end(cost, ids, **usage)]}
+    )
     assert answer["accepted"] == 1
 
 
@@ -93,16 +109,34 @@ async def test_sums_per_agent_all_kept_and_windows(hive: Hive, autojump_clock: A
     assert list(answer) == ["version", "ok", "agents"]
     rows = by_agent(answer)
     alice = rows["alice"]
-    assert list(alice) == ["agent", "turns", "input_tokens", "output_tokens",
-                           "cache_read_tokens", "cache_creation_tokens", "cost_usd", "last_24h",
-                           "last_7d", "last_30d"]  # no budget configured: no `budget`
-    assert (alice["turns"], alice["input_tokens"], alice["output_tokens"],
-            alice["cache_read_tokens"], alice["cache_creation_tokens"]) == (3, 4000, 400, 1000,
-                                                                             100)
+    assert list(alice) == [
+        "agent",
+        "turns",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_creation_tokens",
+        "cost_usd",
+        "last_24h",
+        "last_7d",
+        "last_30d",
+    ]  # no budget configured: no `budget`
+    assert (
+        alice["turns"],
+        alice["input_tokens"],
+        alice["output_tokens"],
+        alice["cache_read_tokens"],
+        alice["cache_creation_tokens"],
+    ) == (3, 4000, 400, 1000, 100)
     assert alice["cost_usd"] == pytest.approx(0.40)
-    assert alice["last_24h"] == {"turns": 1, "input_tokens": 2000, "output_tokens": 200,
-                                 "cache_read_tokens": 0, "cache_creation_tokens": 0,
-                                 "cost_usd": pytest.approx(0.20)}
+    assert alice["last_24h"] == {
+        "turns": 1,
+        "input_tokens": 2000,
+        "output_tokens": 200,
+        "cache_read_tokens": 0,
+        "cache_creation_tokens": 0,
+        "cost_usd": pytest.approx(0.20),
+    }
     assert alice["last_7d"]["turns"] == alice["last_30d"]["turns"] == 3
     assert rows["bob"]["last_24h"]["turns"] == 0 and rows["bob"]["last_7d"]["turns"] == 1
     assert rows["bob"]["cost_usd"] == pytest.approx(0.05)
@@ -143,10 +177,18 @@ async def test_threads_follow_the_in_reply_to_chain(hive: Hive) -> None:
     await spawn_idle(hive, "alice", "bob")
     host = str(hive.paths.host_socket)
     plan = await send(host, "alice", "plan the release")
-    notes = (await ok(agent_sock(hive, "alice"), {
-        "cmd": "send", "to": "bob", "body": "write the notes", "in_reply_to": plan}))["id"]
-    done = (await ok(agent_sock(hive, "bob"), {
-        "cmd": "send", "to": "alice", "body": "notes written", "in_reply_to": notes}))["id"]
+    notes = (
+        await ok(
+            agent_sock(hive, "alice"),
+            {"cmd": "send", "to": "bob", "body": "write the notes", "in_reply_to": plan},
+        )
+    )["id"]
+    done = (
+        await ok(
+            agent_sock(hive, "bob"),
+            {"cmd": "send", "to": "alice", "body": "notes written", "in_reply_to": notes},
+        )
+    )["id"]
     other = await send(host, "bob", "something unrelated")
     await turn(hive, "alice", 0.30, [plan])
     await turn(hive, "bob", 0.20, [notes])
@@ -156,10 +198,20 @@ async def test_threads_follow_the_in_reply_to_chain(hive: Hive) -> None:
     answer = await costs(hive, by_thread=True)
     assert list(answer) == ["version", "ok", "agents", "threads"]
     assert answer["threads"] == [
-        {"thread": plan, "agents": ["alice", "bob"], "turns": 3, "cost_usd": pytest.approx(0.6),
-         "first_body": "plan the release"},
-        {"thread": other, "agents": ["bob"], "turns": 1, "cost_usd": pytest.approx(0.5),
-         "first_body": "something unrelated"},
+        {
+            "thread": plan,
+            "agents": ["alice", "bob"],
+            "turns": 3,
+            "cost_usd": pytest.approx(0.6),
+            "first_body": "plan the release",
+        },
+        {
+            "thread": other,
+            "agents": ["bob"],
+            "turns": 1,
+            "cost_usd": pytest.approx(0.5),
+            "first_body": "something unrelated",
+        },
     ]
     mine = await costs(hive, by_thread=True, agent="bob")
     assert [(t["thread"], t["turns"]) for t in mine["threads"]] == [(other, 1), (plan, 1)]
@@ -177,18 +229,30 @@ async def test_warning_at_80_percent_once_per_period(hive: Hive) -> None:
         assert await manager_events(hive) == []
         await turn(hive, "alice", 0.35)
         (warning,) = await manager_events(hive)
-        assert warning == {"event": "budget_warning", "agent": "alice", "period": "day",
-                           "spent_usd": pytest.approx(0.85), "limit_usd": 1.0,
-                           "spent_tokens": 2200, "paused": False}
+        assert warning == {
+            "event": "budget_warning",
+            "agent": "alice",
+            "period": "day",
+            "spent_usd": pytest.approx(0.85),
+            "limit_usd": 1.0,
+            "spent_tokens": 2200,
+            "paused": False,
+        }
         with trio.fail_after(10):
             while (event := (await feed.read())["event"])["kind"] != "budget_warning":
                 pass
         assert (event["agent"], event["spent_usd"], event["limit_usd"], event["paused"]) == (
-            "alice", pytest.approx(0.85), 1.0, False)
+            "alice",
+            pytest.approx(0.85),
+            1.0,
+            False,
+        )
         # the dashboard's row event carries the cost keys
         with trio.fail_after(10):
-            while not ((e := (await feed.read())["event"])["kind"] == "container_state_changed"
-                       and "budget" in e["row"]):
+            while not (
+                (e := (await feed.read())["event"])["kind"] == "container_state_changed"
+                and "budget" in e["row"]
+            ):
                 pass
         assert e["row"]["budget"]["spent_usd"] == pytest.approx(0.85)
     await turn(hive, "alice", 0.05)
@@ -196,8 +260,13 @@ async def test_warning_at_80_percent_once_per_period(hive: Hive) -> None:
     row = await status_row(hive, "alice")
     assert row["cost_usd"] == pytest.approx(0.90)
     assert row["context_tokens"] == 1000
-    assert row["budget"] == {"period": "day", "limit_usd": 1.0, "spent_usd": pytest.approx(0.9),
-                             "spent_tokens": 3300, "paused": False}
+    assert row["budget"] == {
+        "period": "day",
+        "limit_usd": 1.0,
+        "spent_usd": pytest.approx(0.9),
+        "spent_tokens": 3300,
+        "paused": False,
+    }
     assert row["paused"] is False and "paused_reason" not in row
     assert list(row)[-3:] == ["cost_usd", "context_tokens", "budget"]
 
@@ -211,15 +280,23 @@ async def _over_budget(hive: Hive) -> tuple[int, int]:
     assert [m["id"] for m in popped] == [job]
     await ok(agent_sock(hive, "alice"), {"cmd": "ack_turn", "ids": [job]})
     await turn(hive, "alice", 1.20, [job])
-    (approval,) = [a for a in (await ok(host, {"cmd": "pending"}))["approvals"]
-                   if a["status"] == "pending"]
+    (approval,) = [
+        a for a in (await ok(host, {"cmd": "pending"}))["approvals"] if a["status"] == "pending"
+    ]
     assert (approval["kind"], approval["agent"]) == ("raise_budget", "alice")
     assert "$1.20 of $1.00 per day" in approval["description"]
     assert f"thread {job} (1 turns, $1.20): big job" in approval["description"]
     (stop,) = await manager_events(hive)
-    assert stop == {"event": "budget_warning", "agent": "alice", "period": "day",
-                    "spent_usd": pytest.approx(1.2), "limit_usd": 1.0, "spent_tokens": 1100,
-                    "paused": True, "approval": approval["id"]}
+    assert stop == {
+        "event": "budget_warning",
+        "agent": "alice",
+        "period": "day",
+        "spent_usd": pytest.approx(1.2),
+        "limit_usd": 1.0,
+        "spent_tokens": 1100,
+        "paused": True,
+        "approval": approval["id"],
+    }
     row = await status_row(hive, "alice")
     assert row["paused"] is True
     assert row["paused_reason"].startswith("budget: $1.20 of $1.00 per day spent")
@@ -280,12 +357,16 @@ async def test_a_rollover_resumes_and_withdraws_the_pending_raise(
     await sleep_past(budget.day(now()).end)
     assert hive.costs.rollovers == 1
     assert (await status_row(hive, "alice"))["paused"] is False
-    (row,) = [a for a in (await ok(str(hive.paths.host_socket), {"cmd": "pending"}))["approvals"]
-              if a["id"] == approval]
+    (row,) = [
+        a
+        for a in (await ok(str(hive.paths.host_socket), {"cmd": "pending"}))["approvals"]
+        if a["id"] == approval
+    ]
     assert row["status"] == "cancelled"
     # approving it now is a conflict and runs nothing
-    assert await refused(str(hive.paths.host_socket), {"cmd": "approve", "id": approval},
-                         "conflict")
+    assert await refused(
+        str(hive.paths.host_socket), {"cmd": "approve", "id": approval}, "conflict"
+    )
 
 
 @pytest.mark.parametrize("budget_limits", [{"tokens_per_day": 10_000}])
@@ -297,8 +378,13 @@ async def test_a_token_budget_counts_every_kind_of_token(hive: Hive) -> None:
     await turn(hive, "alice", 0.0, inp=2000)
     row = await status_row(hive, "alice")
     assert row["paused"] is True
-    assert row["budget"] == {"period": "day", "limit_tokens": 10_000, "spent_usd": 0.0,
-                             "spent_tokens": 10_600, "paused": True}
+    assert row["budget"] == {
+        "period": "day",
+        "limit_tokens": 10_000,
+        "spent_usd": 0.0,
+        "spent_tokens": 10_600,
+        "paused": True,
+    }
     assert "10,600 tokens of 10,000 tokens per day" in row["paused_reason"]
 
 
@@ -309,25 +395,37 @@ async def test_the_fullest_period_is_shown_and_a_month_stop_lasts_the_month(hive
     row = await status_row(hive, "alice")
     assert row["budget"]["period"] == "month" and row["budget"]["limit_usd"] == 2.0
     assert row["paused"] is True and "per month" in row["paused_reason"]
-    (stop,) = await hive.store.run(lambda conn: conn.execute(
-        "SELECT ends_at FROM budget_stops").fetchall())
+    (stop,) = await hive.store.run(
+        lambda conn: conn.execute("SELECT ends_at FROM budget_stops").fetchall()
+    )
     assert stop[0] == budget.month(now()).end
 
 
 # --- the rules without the daemon ---------------------------------------------------------------
 def test_budget_tables_are_checked() -> None:
     assert budget.check({"usd_per_day": 2, "tokens_per_day": 5}, "b") == {
-        "usd_per_day": 2, "tokens_per_day": 5}
-    for bad in ({"usd": 1}, {"usd_per_day": 0}, {"usd_per_day": "1"},
-                {"tokens_per_day": 1.5}, {"usd_per_month": True}, []):
+        "usd_per_day": 2,
+        "tokens_per_day": 5,
+    }
+    for bad in (
+        {"usd": 1},
+        {"usd_per_day": 0},
+        {"usd_per_day": "1"},
+        {"tokens_per_day": 1.5},
+        {"usd_per_month": True},
+        [],
+    ):
         with pytest.raises(ValueError):
             budget.check(bad, "b")
     assert parse_config(b'command = ["x"]\n[budget]\nusd_per_day = 3\n', "t")["budget"] == {
-        "usd_per_day": 3}
+        "usd_per_day": 3
+    }
     with pytest.raises(BadRequest, match="tokens_per_day"):
         parse_config(b'command = ["x"]\n[budget]\ntokens_per_day = -1\n', "t")
     assert budget.merged({"usd_per_day": 1, "tokens_per_day": 9}, {"usd_per_day": 4}) == {
-        "usd_per_day": 4, "tokens_per_day": 9}
+        "usd_per_day": 4,
+        "tokens_per_day": 9,
+    }
 
 
 def test_periods_are_utc_days_and_months() -> None:
@@ -337,8 +435,10 @@ def test_periods_are_utc_days_and_months() -> None:
     assert budget.month(at).key == "month 2026-08"
     assert rfc3339(budget.month(at).end) == "2026-09-01T00:00:00Z"
     december = budget.month(1_797_000_000.0)  # 2026-12-11
-    assert (rfc3339(december.start), rfc3339(december.end)) == ("2026-12-01T00:00:00Z",
-                                                                "2027-01-01T00:00:00Z")
+    assert (rfc3339(december.start), rfc3339(december.end)) == (
+        "2026-12-01T00:00:00Z",
+        "2027-01-01T00:00:00Z",
+    )
 
 
 def test_the_daemon_config_budget_is_checked(tmp_path: Any) -> None:

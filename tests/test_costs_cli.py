@@ -29,17 +29,35 @@ def running(daemon: Daemon) -> Iterator[Daemon]:
 
 def cli(d: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**d.env, "HIVE_HOST_SOCKET": d.host}
-    return subprocess.run([HIVE_CORE, "costs", *args], env=env, capture_output=True, text=True,
-                          timeout=30)
+    return subprocess.run(
+        [HIVE_CORE, "costs", *args], env=env, capture_output=True, text=True, timeout=30
+    )
 
 
 def report(d: Daemon, name: str, cost: float, ids: list[int]) -> None:
     sock = str(d.base / "run" / "agents" / name / "mcp.sock")
-    call_sync(sock, {"cmd": "activity", "events": [{
-        "kind": "turn_end", "ok": True, "result_kind": "ok", "duration_ms": 10,
-        "usage": {"input_tokens": 1234, "output_tokens": 56, "cache_read_tokens": 7890,
-                  "cache_creation_tokens": 12},
-        "cost_usd": cost, "message_ids": ids}]})
+    call_sync(
+        sock,
+        {
+            "cmd": "activity",
+            "events": [
+                {
+                    "kind": "turn_end",
+                    "ok": True,
+                    "result_kind": "ok",
+                    "duration_ms": 10,
+                    "usage": {
+                        "input_tokens": 1234,
+                        "output_tokens": 56,
+                        "cache_read_tokens": 7890,
+                        "cache_creation_tokens": 12,
+                    },
+                    "cost_usd": cost,
+                    "message_ids": ids,
+                }
+            ],
+        },
+    )
 
 
 def test_costs_table_json_and_threads(running: Daemon) -> None:

@@ -59,15 +59,19 @@ def parse_time(text: str) -> float:
     except ValueError:
         when = None
     if when is None or when.tzinfo is None:
-        raise BadRequest("since: expected an RFC 3339 time with its offset "
-                         "(2026-09-07T12:00:00Z)")
+        raise BadRequest("since: expected an RFC 3339 time with its offset (2026-09-07T12:00:00Z)")
     return when.timestamp()
 
 
 def _usage(s: sql.Sums) -> dict[str, Any]:
-    return {"turns": s.turns, "input_tokens": s.input_tokens, "output_tokens": s.output_tokens,
-            "cache_read_tokens": s.cache_read_tokens,
-            "cache_creation_tokens": s.cache_creation_tokens, "cost_usd": round(s.cost_usd, 6)}
+    return {
+        "turns": s.turns,
+        "input_tokens": s.input_tokens,
+        "output_tokens": s.output_tokens,
+        "cache_read_tokens": s.cache_read_tokens,
+        "cache_creation_tokens": s.cache_creation_tokens,
+        "cost_usd": round(s.cost_usd, 6),
+    }
 
 
 def _state(conn: Any, at: float, agent: str | None = None) -> dict[str, Any]:
@@ -81,8 +85,9 @@ def _state(conn: Any, at: float, agent: str | None = None) -> dict[str, Any]:
     }
 
 
-def _report(conn: Any, agent: str | None, start: float | None, at: float,
-            by_thread: bool) -> dict[str, Any]:
+def _report(
+    conn: Any, agent: str | None, start: float | None, at: float, by_thread: bool
+) -> dict[str, Any]:
     out = _state(conn, at, agent)
     out["totals"] = sql.since(conn, start, agent)
     for key, days in WINDOWS.items():
@@ -98,8 +103,16 @@ def _row_state(conn: Any, at: float, names: list[str]) -> dict[str, Any]:
 
 
 class Costs:
-    def __init__(self, store: Store, events: EventChannel, broker: Broker, agents: Agents,
-                 approvals: Approvals, lifecycle: Lifecycle, default: dict[str, float]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        events: EventChannel,
+        broker: Broker,
+        agents: Agents,
+        approvals: Approvals,
+        lifecycle: Lifecycle,
+        default: dict[str, float],
+    ) -> None:
         self.store = store
         self.events = events
         self.broker = broker
@@ -120,15 +133,22 @@ class Costs:
             return None
         today = state["today"].get(name, sql.Sums())
         month = state["month"].get(name, sql.Sums())
-        checks = budget.checks(limits, state["raises"].get(name, {}),
-                               budget.Spent(today.cost_usd, today.tokens),
-                               budget.Spent(month.cost_usd, month.tokens), at)
+        checks = budget.checks(
+            limits,
+            state["raises"].get(name, {}),
+            budget.Spent(today.cost_usd, today.tokens),
+            budget.Spent(month.cost_usd, month.tokens),
+            at,
+        )
         stopped = name in state["stops"] and self.lifecycle.paused(name)
-        return budget.shown(checks, budget.Spent(today.cost_usd, today.tokens),
-                            budget.Spent(month.cost_usd, month.tokens), stopped)
+        return budget.shown(
+            checks,
+            budget.Spent(today.cost_usd, today.tokens),
+            budget.Spent(month.cost_usd, month.tokens),
+            stopped,
+        )
 
-    async def report(self, agent: str | None, since: str | None,
-                     by_thread: bool) -> dict[str, Any]:
+    async def report(self, agent: str | None, since: str | None, by_thread: bool) -> dict[str, Any]:
         """The `costs` answer's fields: `agents` (and `threads` with `by_thread`)."""
         start = None if since is None else parse_time(since)
         if agent is not None:
@@ -145,16 +165,24 @@ class Costs:
         rows = []
         for name in sorted(names):
             totals = _usage(data["totals"].get(name, sql.Sums()))
-            rows.append({
-                "agent": name, **{k: v for k, v in totals.items()},
-                **{key: _usage(data[key].get(name, sql.Sums())) for key in WINDOWS},
-                "budget": await self._budget(name, data, at),
-            })
+            rows.append(
+                {
+                    "agent": name,
+                    **{k: v for k, v in totals.items()},
+                    **{key: _usage(data[key].get(name, sql.Sums())) for key in WINDOWS},
+                    "budget": await self._budget(name, data, at),
+                }
+            )
         out: dict[str, Any] = {"agents": rows}
         if by_thread:
             out["threads"] = [
-                {"thread": t.thread, "agents": t.agents, "turns": t.turns,
-                 "cost_usd": round(t.cost_usd, 6), "first_body": t.first_body[:BODY_MAX]}
+                {
+                    "thread": t.thread,
+                    "agents": t.agents,
+                    "turns": t.turns,
+                    "cost_usd": round(t.cost_usd, 6),
+                    "first_body": t.first_body[:BODY_MAX],
+                }
                 for t in data["threads"]
             ]
         return out
@@ -182,8 +210,9 @@ class Costs:
         rows = await self.lifecycle.rows(name)
         if rows:
             keys = (await self.row_keys(name))[name]
-            self.events.publish(ev.ContainerStateChanged(
-                agent=name, row=AgentStatusRow(**{**rows[0], **keys})))
+            self.events.publish(
+                ev.ContainerStateChanged(agent=name, row=AgentStatusRow(**{**rows[0], **keys}))
+            )
 
     # --- after a turn ---------------------------------------------------------------------------
     async def recorded(self, name: str) -> None:
@@ -202,9 +231,13 @@ class Costs:
         state = await self.store.run(_state, at, name)
         today = state["today"].get(name, sql.Sums())
         month = state["month"].get(name, sql.Sums())
-        checks = budget.checks(limits, state["raises"].get(name, {}),
-                               budget.Spent(today.cost_usd, today.tokens),
-                               budget.Spent(month.cost_usd, month.tokens), at)
+        checks = budget.checks(
+            limits,
+            state["raises"].get(name, {}),
+            budget.Spent(today.cost_usd, today.tokens),
+            budget.Spent(month.cost_usd, month.tokens),
+            at,
+        )
         over = [c for c in checks if c.fraction >= 1]
         if over:
             if name not in state["stops"]:
@@ -212,57 +245,100 @@ class Costs:
             return
         for c in checks:
             if c.fraction >= budget.WARN_AT and await self.store.run(
-                    sql.warn_once, name, c.period.key):
+                sql.warn_once, name, c.period.key
+            ):
                 await self._warn(name, c, today if c.period.kind == "day" else month)
 
-    async def _warn(self, name: str, c: budget.Check, spent: sql.Sums, paused: bool = False,
-                    approval: int | None = None) -> None:
+    async def _warn(
+        self,
+        name: str,
+        c: budget.Check,
+        spent: sql.Sums,
+        paused: bool = False,
+        approval: int | None = None,
+    ) -> None:
         limit_usd = c.limit if c.unit == "usd" else None
         limit_tokens = int(c.limit) if c.unit == "tokens" else None
-        self.events.publish(ev.BudgetWarning(
-            agent=name, period=c.period.kind, spent_usd=round(spent.cost_usd, 6),
-            limit_usd=limit_usd, spent_tokens=spent.tokens, limit_tokens=limit_tokens,
-            paused=paused))
+        self.events.publish(
+            ev.BudgetWarning(
+                agent=name,
+                period=c.period.kind,
+                spent_usd=round(spent.cost_usd, 6),
+                limit_usd=limit_usd,
+                spent_tokens=spent.tokens,
+                limit_tokens=limit_tokens,
+                paused=paused,
+            )
+        )
         await self.broker.notify(
-            MANAGER, "budget_warning", agent=name, period=c.period.kind,
-            spent_usd=round(spent.cost_usd, 6), limit_usd=limit_usd, spent_tokens=spent.tokens,
-            limit_tokens=limit_tokens, paused=paused, approval=approval)
+            MANAGER,
+            "budget_warning",
+            agent=name,
+            period=c.period.kind,
+            spent_usd=round(spent.cost_usd, 6),
+            limit_usd=limit_usd,
+            spent_tokens=spent.tokens,
+            limit_tokens=limit_tokens,
+            paused=paused,
+            approval=approval,
+        )
 
-    async def _stop(self, name: str, over: list[budget.Check], today: sql.Sums,
-                    month: sql.Sums, at: float) -> None:
+    async def _stop(
+        self, name: str, over: list[budget.Check], today: sql.Sums, month: sql.Sums, at: float
+    ) -> None:
         # The stop lasts as long as the longest exceeded period (a day inside a spent month).
         longest = max(over, key=lambda c: c.period.end)
         description = await self._description(name, over, longest, at)
         row = await self.approvals.request(KIND, name, REQUESTER, description=description)
         for c in over:
             await self.store.run(sql.raise_put, row.id, name, c.period.key, c.unit, c.limit)
-        reason = (f"budget: {budget.amount(longest)} of {budget.limit_text(longest)} per "
-                  f"{longest.period.kind} spent; approval {row.id} asks for more")
-        await self.store.run(sql.stop_put, sql.Stop(name, longest.period.key, longest.period.kind,
-                                                    longest.period.end, row.id, reason))
+        reason = (
+            f"budget: {budget.amount(longest)} of {budget.limit_text(longest)} per "
+            f"{longest.period.kind} spent; approval {row.id} asks for more"
+        )
+        await self.store.run(
+            sql.stop_put,
+            sql.Stop(
+                name, longest.period.key, longest.period.kind, longest.period.end, row.id, reason
+            ),
+        )
         await self.store.run(sql.warn_once, name, longest.period.key)
         self._wake.set()
         log.info("budget stop name=%s period=%s approval=%d", name, longest.period.key, row.id)
         await self.lifecycle.set_paused(name, True)
-        await self._warn(name, longest, today if longest.period.kind == "day" else month,
-                         paused=True, approval=row.id)
+        await self._warn(
+            name,
+            longest,
+            today if longest.period.kind == "day" else month,
+            paused=True,
+            approval=row.id,
+        )
 
-    async def _description(self, name: str, over: list[budget.Check], longest: budget.Check,
-                           at: float) -> str:
-        spent = "; ".join(f"{budget.amount(c)} of {budget.limit_text(c)} per {c.period.kind} "
-                          f"({c.period.key.split()[1]})" for c in over)
+    async def _description(
+        self, name: str, over: list[budget.Check], longest: budget.Check, at: float
+    ) -> str:
+        spent = "; ".join(
+            f"{budget.amount(c)} of {budget.limit_text(c)} per {c.period.kind} "
+            f"({c.period.key.split()[1]})"
+            for c in over
+        )
         top = await self.store.run(sql.threads, longest.period.start, name, 3)
         lines = [f"{name} spent {spent}, and is paused."]
         if top:
             lines.append("Most of it went to:")
             for t in top:
                 body = " ".join(t.first_body.split())[:80] or "(message gone)"
-                lines.append(f"- thread {t.thread} ({t.turns} turns, "
-                             f"{budget.money(t.cost_usd)}): {body}")
-        raised = ", ".join(f"{c.unit} per {c.period.kind} to {budget.limit_text(c)} + "
-                           f"{budget.limit_text(c)}" for c in over)
-        lines.append(f"Approving raises {raised} for this period and resumes {name}; denying "
-                     f"keeps {name} paused until {rfc3339(longest.period.end)}.")
+                lines.append(
+                    f"- thread {t.thread} ({t.turns} turns, {budget.money(t.cost_usd)}): {body}"
+                )
+        raised = ", ".join(
+            f"{c.unit} per {c.period.kind} to {budget.limit_text(c)} + {budget.limit_text(c)}"
+            for c in over
+        )
+        lines.append(
+            f"Approving raises {raised} for this period and resumes {name}; denying "
+            f"keeps {name} paused until {rfc3339(longest.period.end)}."
+        )
         return "\n".join(lines)
 
     # --- approvals --------------------------------------------------------------------------
@@ -283,8 +359,10 @@ class Costs:
         rolls over; the status row says so."""
         stop = await self.store.run(sql.stop_get, row.agent)
         if stop is not None and stop.approval_id == row.id:
-            reason = (f"{stop.reason.split(';')[0]}; the raise was denied: paused until "
-                      f"{rfc3339(stop.ends_at)}")
+            reason = (
+                f"{stop.reason.split(';')[0]}; the raise was denied: paused until "
+                f"{rfc3339(stop.ends_at)}"
+            )
             await self.store.run(sql.stop_put, stop._replace(reason=reason))
             if self.agents.is_agent(row.agent):
                 await self.publish_row(row.agent)
@@ -298,8 +376,7 @@ class Costs:
             at = now()
             ahead = [budget.day(at).end]
             try:
-                await self.store.run(sql.vacuum_budget, [budget.day(at).key,
-                                                         budget.month(at).key])
+                await self.store.run(sql.vacuum_budget, [budget.day(at).key, budget.month(at).key])
                 stops = await self.store.run(sql.stops)
                 for stop in stops:
                     if stop.ends_at <= at:

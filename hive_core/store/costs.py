@@ -20,8 +20,14 @@ import sqlite3
 from typing import NamedTuple
 
 DAY = 86400
-COUNTERS = ("turns", "input_tokens", "output_tokens", "cache_read_tokens",
-            "cache_creation_tokens", "cost_usd")
+COUNTERS = (
+    "turns",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_creation_tokens",
+    "cost_usd",
+)
 CHAIN_MAX = 10_000  # a longer in_reply_to chain is cut there (a loop cannot exist, ids grow)
 
 
@@ -39,8 +45,12 @@ class Sums(NamedTuple):
 
     @property
     def tokens(self) -> int:
-        return (self.input_tokens + self.output_tokens + self.cache_read_tokens
-                + self.cache_creation_tokens)
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_read_tokens
+            + self.cache_creation_tokens
+        )
 
 
 class ThreadRow(NamedTuple):
@@ -118,10 +128,14 @@ def vacuum_days(conn: sqlite3.Connection, older_than: float) -> None:
 
 
 # --- reading -------------------------------------------------------------------------------
-_SUM = ("count(*), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), "
-        "sum(cache_creation_tokens), sum(cost_usd)")
-_SUM_DAYS = ("sum(turns), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), "
-             "sum(cache_creation_tokens), sum(cost_usd)")
+_SUM = (
+    "count(*), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), "
+    "sum(cache_creation_tokens), sum(cost_usd)"
+)
+_SUM_DAYS = (
+    "sum(turns), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), "
+    "sum(cache_creation_tokens), sum(cost_usd)"
+)
 
 
 def _collect(out: dict[str, Sums], rows: list[tuple[object, ...]]) -> None:
@@ -134,25 +148,38 @@ def _only(agent: str | None) -> tuple[str, tuple[str, ...]]:
     return ("", ()) if agent is None else (" AND agent = ?", (agent,))
 
 
-def since(conn: sqlite3.Connection, start: float | None,
-          agent: str | None = None) -> dict[str, Sums]:
+def since(
+    conn: sqlite3.Connection, start: float | None, agent: str | None = None
+) -> dict[str, Sums]:
     """Per agent, the sums of turns ended at or after `start` (None: every turn kept)."""
     where, args = _only(agent)
     out: dict[str, Sums] = {}
     if start is None:
-        _collect(out, conn.execute(
-            f"SELECT agent, {_SUM_DAYS} FROM turn_days WHERE 1{where} GROUP BY agent",
-            args).fetchall())
+        _collect(
+            out,
+            conn.execute(
+                f"SELECT agent, {_SUM_DAYS} FROM turn_days WHERE 1{where} GROUP BY agent", args
+            ).fetchall(),
+        )
         return out
     first = int(start // DAY)
     if start > first * DAY:  # a partial first day: its raw turns
-        _collect(out, conn.execute(
-            f"SELECT agent, {_SUM} FROM turns WHERE ended_at >= ? AND ended_at < ?{where} "
-            "GROUP BY agent", (start, (first + 1) * DAY, *args)).fetchall())
+        _collect(
+            out,
+            conn.execute(
+                f"SELECT agent, {_SUM} FROM turns WHERE ended_at >= ? AND ended_at < ?{where} "
+                "GROUP BY agent",
+                (start, (first + 1) * DAY, *args),
+            ).fetchall(),
+        )
         first += 1
-    _collect(out, conn.execute(
-        f"SELECT agent, {_SUM_DAYS} FROM turn_days WHERE day >= ?{where} GROUP BY agent",
-        (first, *args)).fetchall())
+    _collect(
+        out,
+        conn.execute(
+            f"SELECT agent, {_SUM_DAYS} FROM turn_days WHERE day >= ?{where} GROUP BY agent",
+            (first, *args),
+        ).fetchall(),
+    )
     return out
 
 
@@ -162,14 +189,16 @@ def last_context(conn: sqlite3.Connection, agents: list[str]) -> dict[str, int]:
     for agent in agents:
         row = conn.execute(
             "SELECT context_tokens FROM turns WHERE agent = ? ORDER BY ended_at DESC LIMIT 1",
-            (agent,)).fetchone()
+            (agent,),
+        ).fetchone()
         if row is not None and row[0] is not None:
             out[agent] = int(row[0])
     return out
 
 
-def threads(conn: sqlite3.Connection, start: float | None, agent: str | None,
-            limit: int) -> list[ThreadRow]:
+def threads(
+    conn: sqlite3.Connection, start: float | None, agent: str | None, limit: int
+) -> list[ThreadRow]:
     """The most expensive threads (of `agent`'s turns, or every agent's), since `start`."""
     where, args = _only(agent)
     after = "" if start is None else " AND ended_at >= ?"
@@ -182,8 +211,15 @@ def threads(conn: sqlite3.Connection, start: float | None, agent: str | None,
     out = []
     for thread, turns, cost, agents in rows:
         body = conn.execute("SELECT body FROM messages WHERE id = ?", (thread,)).fetchone()
-        out.append(ThreadRow(int(thread), sorted(str(agents).split(",")), int(turns),
-                             float(cost or 0), "" if body is None else str(body[0])))
+        out.append(
+            ThreadRow(
+                int(thread),
+                sorted(str(agents).split(",")),
+                int(turns),
+                float(cost or 0),
+                "" if body is None else str(body[0]),
+            )
+        )
     return out
 
 
@@ -191,27 +227,34 @@ def threads(conn: sqlite3.Connection, start: float | None, agent: str | None,
 def warn_once(conn: sqlite3.Connection, agent: str, period: str) -> bool:
     """True the first time `agent` is warned about `period` (and from then on, False)."""
     cur = conn.execute(
-        "INSERT OR IGNORE INTO budget_warnings (agent, period) VALUES (?, ?)", (agent, period))
+        "INSERT OR IGNORE INTO budget_warnings (agent, period) VALUES (?, ?)", (agent, period)
+    )
     return cur.rowcount > 0
 
 
 def stop_get(conn: sqlite3.Connection, agent: str) -> Stop | None:
     row = conn.execute(
         "SELECT agent, period, kind, ends_at, approval_id, reason FROM budget_stops "
-        "WHERE agent = ?", (agent,)).fetchone()
+        "WHERE agent = ?",
+        (agent,),
+    ).fetchone()
     return None if row is None else Stop(*row)
 
 
 def stops(conn: sqlite3.Connection) -> list[Stop]:
     rows = conn.execute(
         "SELECT agent, period, kind, ends_at, approval_id, reason FROM budget_stops "
-        "ORDER BY ends_at, agent").fetchall()
+        "ORDER BY ends_at, agent"
+    ).fetchall()
     return [Stop(*r) for r in rows]
 
 
 def stop_put(conn: sqlite3.Connection, stop: Stop) -> None:
-    conn.execute("INSERT OR REPLACE INTO budget_stops (agent, period, kind, ends_at, approval_id, "
-                 "reason) VALUES (?, ?, ?, ?, ?, ?)", stop)
+    conn.execute(
+        "INSERT OR REPLACE INTO budget_stops (agent, period, kind, ends_at, approval_id, "
+        "reason) VALUES (?, ?, ?, ?, ?, ?)",
+        stop,
+    )
 
 
 def stop_clear(conn: sqlite3.Connection, agent: str, period: str | None = None) -> bool:
@@ -219,32 +262,39 @@ def stop_clear(conn: sqlite3.Connection, agent: str, period: str | None = None) 
     if period is None:
         cur = conn.execute("DELETE FROM budget_stops WHERE agent = ?", (agent,))
     else:
-        cur = conn.execute("DELETE FROM budget_stops WHERE agent = ? AND period = ?",
-                           (agent, period))
+        cur = conn.execute(
+            "DELETE FROM budget_stops WHERE agent = ? AND period = ?", (agent, period)
+        )
     return cur.rowcount > 0
 
 
-def raise_put(conn: sqlite3.Connection, approval_id: int, agent: str, period: str, unit: str,
-              amount: float) -> None:
-    conn.execute("INSERT OR REPLACE INTO budget_raises (approval_id, unit, agent, period, amount, "
-                 "granted) VALUES (?, ?, ?, ?, ?, 0)", (approval_id, unit, agent, period, amount))
+def raise_put(
+    conn: sqlite3.Connection, approval_id: int, agent: str, period: str, unit: str, amount: float
+) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO budget_raises (approval_id, unit, agent, period, amount, "
+        "granted) VALUES (?, ?, ?, ?, ?, 0)",
+        (approval_id, unit, agent, period, amount),
+    )
 
 
 def raise_grant(conn: sqlite3.Connection, approval_id: int) -> list[tuple[str, str, float]]:
     """Count the raises of approval `approval_id`: [(period, unit, amount)]."""
     rows = conn.execute(
-        "UPDATE budget_raises SET granted = 1 WHERE approval_id = ? "
-        "RETURNING period, unit, amount", (approval_id,)).fetchall()
+        "UPDATE budget_raises SET granted = 1 WHERE approval_id = ? RETURNING period, unit, amount",
+        (approval_id,),
+    ).fetchall()
     return [(str(p), str(u), float(a)) for p, u, a in rows]
 
 
-def raises(conn: sqlite3.Connection, periods: list[str]) -> dict[str, dict[tuple[str, str],
-                                                                         float]]:
+def raises(conn: sqlite3.Connection, periods: list[str]) -> dict[str, dict[tuple[str, str], float]]:
     """The granted raises in `periods`: {agent: {(period, unit): amount}}."""
     marks = ",".join("?" * len(periods))
     rows = conn.execute(
         f"SELECT agent, period, unit, sum(amount) FROM budget_raises WHERE granted = 1 "
-        f"AND period IN ({marks}) GROUP BY agent, period, unit", periods).fetchall()
+        f"AND period IN ({marks}) GROUP BY agent, period, unit",
+        periods,
+    ).fetchall()
     out: dict[str, dict[tuple[str, str], float]] = {}
     for agent, p, u, a in rows:
         out.setdefault(str(agent), {})[(str(p), str(u))] = float(a)

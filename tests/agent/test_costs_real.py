@@ -36,8 +36,9 @@ async def test_the_harness_reported_cost_is_what_costs_answers_and_a_budget_hold
         with trio.fail_after(60):
             await wait_completed(running, 1)
             # the turn's report reaches the daemon, which pauses alice
-            while not ((e := (await feed.read())["event"])["kind"] == "budget_warning"
-                       and e["paused"]):
+            while not (
+                (e := (await feed.read())["event"])["kind"] == "budget_warning" and e["paused"]
+            ):
                 pass
     (row,) = (await ok(agent.host, {"cmd": "costs", "agent": "alice"}))["agents"]
     assert (row["turns"], row["input_tokens"], row["output_tokens"]) == (1, 1200, 30)
@@ -50,8 +51,11 @@ async def test_the_harness_reported_cost_is_what_costs_answers_and_a_budget_hold
     with trio.fail_after(60):
         await wait_for(running, lambda: running.pause_checks >= checks + 3)
     assert running.completed == 1
-    (approval,) = [a for a in (await ok(agent.host, {"cmd": "pending"}))["approvals"]
-                   if a["kind"] == "raise_budget" and a["status"] == "pending"]
+    (approval,) = [
+        a
+        for a in (await ok(agent.host, {"cmd": "pending"}))["approvals"]
+        if a["kind"] == "raise_budget" and a["status"] == "pending"
+    ]
     await ok(agent.host, {"cmd": "approve", "id": approval["id"]})
     with trio.fail_after(60):
         await wait_completed(running, 2)
