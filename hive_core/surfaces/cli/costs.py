@@ -110,7 +110,10 @@ def register(main: click.Group) -> None:
         socket_path: str | None,
         as_json: bool,
     ) -> None:
-        """What each agent cost: turns, tokens, dollars (all kept, 24 h, 7 d, 30 d), budget."""
+        """What each agent cost, and where its budget stands.
+
+        Turns, tokens and dollars: all kept (or since --since), the last 24 h, 7 d and 30 d.
+        """
         answer = call_verb(
             socket_path or default_socket(),
             "costs",
