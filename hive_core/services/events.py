@@ -56,14 +56,26 @@ class Subscriber:
         self.limit = limit
         self._buf: deque[Event] = deque()
         self._lagged_at: int | None = None
+        self._poked = False
         self._lot = trio.lowlevel.ParkingLot()
 
     def push(self, event: Event) -> None:
-        if len(self._buf) >= self.limit:
-            self._buf.clear()
+        # On the publish path, once per subscriber: the reader is woken by the first event only
+        # (it takes everything buffered when it runs).
+        buf = self._buf
+        if len(buf) >= self.limit:
+            buf.clear()
             self._lagged_at = event["seq"]
         else:
-            self._buf.append(event)
+            buf.append(event)
+            if len(buf) > 1:
+                return
+        if self._lot:
+            self._lot.unpark_all()
+
+    def poke(self) -> None:
+        """Wake the reader with nothing to read (`drain` answers [])."""
+        self._poked = True
         self._lot.unpark_all()
 
     def lag(self, seq: int) -> None:
@@ -79,9 +91,11 @@ class Subscriber:
         return self._buf.popleft()
 
     async def drain(self) -> list[Event]:
-        """Everything buffered (waiting for at least one event); a lag comes alone, first."""
-        while not self._buf and self._lagged_at is None:
+        """Everything buffered (waiting for at least one event, or a `poke`: then []); a lag
+        comes alone, first."""
+        while not self._buf and self._lagged_at is None and not self._poked:
             await self._lot.park()
+        self._poked = False
         if self._lagged_at is not None:
             return [self._lagged()]
         out = list(self._buf)

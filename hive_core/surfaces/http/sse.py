@@ -18,18 +18,20 @@ Rules kept here (dashboard.md):
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import trio
 
 from hive_core.clock import now, rfc3339
-from hive_core.services.events import Event, EventChannel
+from hive_core.services.events import Event, EventChannel, Subscriber
 from hive_core.surfaces.http.guards import Receive, Scope, Send
 
 PING = 15.0
-COALESCE = 0.01
+COALESCE = 0.02
 CATCH_UP_MAX = 20_000
 PAGE = 5000
+FRAME_CACHE = 16384
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-store"),
@@ -57,6 +59,19 @@ class Stream:
         self.stopping = stopping
         self.ping = ping
         self.open = 0  # streams being served (tests and benches read it)
+        # Each event's frame, encoded once for every stream (by seq; lagged ones never kept).
+        self._frames: OrderedDict[int, bytes] = OrderedDict()
+
+    def frame(self, event: Event) -> bytes:
+        seq = event["seq"]
+        if event["kind"] == "lagged":
+            return frame(self.channel, event).encode()
+        data = self._frames.get(seq)
+        if data is None:
+            data = self._frames[seq] = frame(self.channel, event).encode()
+            if len(self._frames) > FRAME_CACHE:
+                self._frames.popitem(last=False)
+        return data
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.open += 1
@@ -79,27 +94,27 @@ class Stream:
             sent = live_from
             if last is not None and last < live_from:
                 sent = await self._catch_up(send, last, live_from)
-            while True:
-                events: list[Event] = []
-                with trio.move_on_after(self.ping):
-                    events = await sub.drain()
-                if not events:
-                    chunk = ": ping\n\n"
-                else:
-                    parts = []
-                    for event in events:
-                        if event["kind"] != "lagged":
-                            if event["seq"] <= sent:
-                                continue
-                            sent = event["seq"]
-                        parts.append(frame(channel, event))
-                    chunk = "".join(parts)
-                if chunk:
-                    await send(
-                        {"type": "http.response.body", "body": chunk.encode(), "more_body": True}
-                    )
-                if events:
-                    await trio.sleep(COALESCE)  # let the next ones gather into one chunk
+            async with trio.open_nursery() as nursery:
+                idle = _Idle(sub, self.ping)
+                nursery.start_soon(idle.run)
+                while True:
+                    events = await sub.drain()  # [] when the idle timer poked it
+                    if not events:
+                        chunk = b": ping\n\n"
+                    else:
+                        parts = []
+                        for event in events:
+                            if event["kind"] != "lagged":
+                                if event["seq"] <= sent:
+                                    continue
+                                sent = event["seq"]
+                            parts.append(self.frame(event))
+                        chunk = b"".join(parts)
+                    if chunk:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                        idle.sent()
+                    if events:
+                        await trio.sleep(COALESCE)  # let the next ones gather into one chunk
 
     async def _catch_up(self, send: Send, last: int, upto: int) -> int:
         """Send the history after `last` up to `upto`; the seq sent up to."""
@@ -117,6 +132,26 @@ class Stream:
             await send({"type": "http.response.body", "body": body.encode(), "more_body": True})
             sent = rows[-1][0]
         return sent
+
+
+class _Idle:
+    """Pokes the subscription after `ping` seconds without a write (one timer per stream, not
+    a cancel scope per chunk)."""
+
+    def __init__(self, sub: Subscriber, ping: float) -> None:
+        self.sub = sub
+        self.ping = ping
+        self.last = trio.current_time()
+
+    def sent(self) -> None:
+        self.last = trio.current_time()
+
+    async def run(self) -> None:
+        while True:
+            await trio.sleep_until(self.last + self.ping)
+            if trio.current_time() >= self.last + self.ping:
+                self.last = trio.current_time()
+                self.sub.poke()
 
 
 async def _lagged(send: Send, channel: EventChannel, seq: int) -> int:
