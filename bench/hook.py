@@ -55,11 +55,14 @@ def runs(cmd: list[str], sock: str, n: int) -> list[float]:
     return out
 
 
-def report(label: str, xs: list[float]) -> None:
+def report(label: str, xs: list[float], mute: bool = False) -> None:
+    """Targets: p50 <= 100 ms and p99 <= 200 ms (daemon up or down); a mute daemon only
+    bounds the hook by its promise, exit within 200 ms (p99)."""
     p50, p99 = pct(xs, 50) * 1000, pct(xs, 99) * 1000
-    ok = p50 <= 100 and p99 <= 200
+    ok = p99 <= 200 and (mute or p50 <= 100)
+    target = "p99 <= 200" if mute else "p50 <= 100, p99 <= 200"
     print(f"{label:44s} p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  max {max(xs) * 1000:6.1f} ms  "
-          f"(n={len(xs)}; target p50 <= 100, p99 <= 200: {mark(ok)})")
+          f"(n={len(xs)}; target {target}: {mark(ok)})")
 
 
 def main() -> None:
@@ -98,7 +101,7 @@ def main() -> None:
             report(f"{label}, daemon up", runs(cmd, host, args.runs))
             report(f"{label}, daemon down", runs(cmd, str(base / "none.sock"), args.runs))
             mute_runs = runs(cmd, str(base / "mute.sock"), max(args.runs // 4, 10))
-            report(f"{label}, daemon mute", mute_runs)
+            report(f"{label}, daemon mute", mute_runs, mute=True)
             while True:  # empty the mute socket's backlog between commands
                 mute.settimeout(0)
                 try:

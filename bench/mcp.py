@@ -112,12 +112,13 @@ def main() -> None:
         alice = str(base / "r" / "agents" / "alice" / "mcp.sock")
         bob = str(base / "r" / "agents" / "bob" / "mcp.sock")
 
-        imp = []
-        for _ in range(5):
-            t = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "import mcp.server.lowlevel"], check=True)
-            imp.append(time.perf_counter() - t)
-        print(f"python -c 'import mcp.server.lowlevel', whole process: {figures(imp)}")
+        for code in ("pass", "import trio", "import mcp.server.lowlevel"):
+            imp = []
+            for _ in range(5):
+                t = time.perf_counter()
+                subprocess.run([sys.executable, "-c", code], check=True)
+                imp.append(time.perf_counter() - t)
+            print(f"baseline: python -c {code!r}, whole process: {figures(imp)}")
 
         init, listed = [], []
         for _ in range(args.starts):

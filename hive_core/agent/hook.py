@@ -31,8 +31,8 @@ import time
 import zlib
 from typing import Any
 
-BUDGET = 0.1  # seconds from our start to giving up on the daemon (python starts in ~25 ms)
-HARD_STOP = 0.14  # seconds from our start to `os._exit(0)`, whatever is running
+BUDGET = 0.08  # seconds from our start to giving up on the daemon (python starts in ~25 ms)
+HARD_STOP = 0.12  # seconds from our start to `os._exit(0)`, whatever is running
 MAX_INPUT = 16 << 20  # bytes of hook JSON read at most
 SUBAGENT_TOOLS = ("Task", "Agent")
 SYSTEM_SOCKET = "/run/hyperhive/host.sock"

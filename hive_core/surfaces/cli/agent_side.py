@@ -4,8 +4,8 @@ flag of `hive-core spawn`.
 
 Rules kept here:
 - each command hands its arguments to the agent-side module that owns it (`hive_core.agent.mcp`,
-  `.hook`, `.loop`); they parse their own options, so `python -m hive_core.agent.X` is the same
-  command without click's start-up (the harness starts `python -m hive_core.agent.mcp` on every
+  `.hook`, `.loop`), so `python -m hive_core.agent.X` is the same command without click's
+  start-up (the harness starts `python -m hive_core.agent.mcp` on every
   turn; docs/agent.md gives `python -m hive_core.agent.hook` as the hook command);
 - `spawn NAME --claude [-- OPTIONS...]` spawns an agent whose command is this Python running
   `hive-core agent run OPTIONS...`.
@@ -14,17 +14,10 @@ Rules kept here:
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from typing import Any
 
 import click
-
-PASS_THROUGH: dict[str, Any] = {
-    "ignore_unknown_options": True,
-    "allow_extra_args": True,
-    "help_option_names": [],
-}
 
 
 def claude_agent_command(options: tuple[str, ...] | list[str] = ()) -> list[str]:
@@ -32,30 +25,35 @@ def claude_agent_command(options: tuple[str, ...] | list[str] = ()) -> list[str]
     return [sys.executable, "-m", "hive_core", "agent", "run", *options]
 
 
-@click.command("mcp", context_settings=PASS_THROUGH, add_help_option=False)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def mcp(args: tuple[str, ...]) -> None:
+@click.command("mcp")
+def mcp() -> None:
     """Serve the hive's tools over MCP (stdio) for the agent of $HIVE_AGENT_SOCKET."""
     from hive_core.agent import mcp as server
 
-    sys.exit(server.main(list(args)))
+    sys.exit(server.main([]))
 
 
-@click.command("hook", context_settings=PASS_THROUGH, add_help_option=False)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def hook(args: tuple[str, ...]) -> None:
-    """A Claude Code hook: forward the hook's JSON (stdin) to the host socket as activity.
-    Always exits 0, within 200 ms."""
+@click.command("hook", context_settings={"ignore_unknown_options": True})
+@click.argument("ignored", nargs=-1, type=click.UNPROCESSED)
+def hook(ignored: tuple[str, ...]) -> None:
+    """A Claude Code hook: its JSON (stdin) to the host socket.
+
+    Forwarded as `activity`; always exits 0, within 200 ms (`python -m hive_core.agent.hook`
+    starts faster: docs/agent.md).
+    """
     from hive_core.agent import hook as hookmod
 
-    hookmod.main(list(args))
-    os._exit(0)  # the same promise as `python -m hive_core.agent.hook`: nothing can fail after
+    hookmod.main()
 
 
-@click.command("run", context_settings=PASS_THROUGH, add_help_option=False)
+@click.command("run", context_settings={"ignore_unknown_options": True})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(args: tuple[str, ...]) -> None:
-    """Run the agent's Claude turn loop (`hive-core agent run --help` for its options)."""
+    """Run the agent's Claude turn loop: one turn per message.
+
+    ARGS (docs/agent.md): --socket, --state-dir, --claude-command, --model, --rate-limit-wait,
+    --turn-timeout, --stop-grace, --config.
+    """
     from hive_core.agent import loop
 
     sys.exit(loop.main(list(args)))
