@@ -44,7 +44,7 @@ def row(name: str, rng: random.Random) -> AgentStatusRow:
         failed=not running,
         needs_update=False,
         needs_login=False,
-        deployed_sha="%012x" % rng.getrandbits(48),
+        deployed_sha=f"{rng.getrandbits(48):012x}",
         pending_reminders=rng.randrange(3),
         paused=False,
         status_text="working on the broker lease change",

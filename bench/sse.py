@@ -77,10 +77,23 @@ async def serve_and_publish(base: Path, rate: int, seconds: float) -> None:
 
 # --- the subscribers ---------------------------------------------------------------------------
 class Sub:
-    def __init__(self) -> None:
+    total: int | None = None  # events published, once the daemon said so
+    finished = 0  # subscribers that have them all (or lagged)
+    all_in = trio.Event()
+
+    def __init__(self, count: int) -> None:
+        self.count = count
         self.seqs: list[int] = []
         self.latencies: list[float] = []
         self.lagged = 0
+        self.done = False
+
+    def check(self) -> None:
+        if not self.done and Sub.total is not None and (self.lagged or len(self.seqs) >= Sub.total):
+            self.done = True
+            Sub.finished += 1
+            if Sub.finished == self.count:
+                Sub.all_in.set()
 
 
 async def subscriber(
@@ -114,6 +127,7 @@ async def subscriber(
                 sub.seqs.append(int(m[1]))
                 sub.latencies.append(now - float(m[3]))
             sub.lagged += done.count(LAGGED)
+            sub.check()
 
 
 async def frozen(
@@ -172,7 +186,7 @@ async def main(args: argparse.Namespace) -> int:
         first, lines = lines.split(b"\n", 1)
         return json.loads(first)
 
-    subs = [Sub() for _ in range(args.subscribers)]
+    subs = [Sub(args.subscribers) for _ in range(args.subscribers)]
     try:
         url = (await line())["url"]
         port = int(url.rstrip("/").rpartition(":")[2])
@@ -186,9 +200,11 @@ async def main(args: argparse.Namespace) -> int:
             await proc.stdin.send_all(b"go\n")
             done = await line()
             total = done["published"]
+            Sub.total = total
+            for sub in subs:
+                sub.check()
             with trio.move_on_after(30):  # the last events still on their way
-                while any(len(s.seqs) + s.lagged < total and not s.lagged for s in subs):
-                    await trio.sleep(0.05)
+                await Sub.all_in.wait()
             took = time.perf_counter() - began
             cpu, dcpu = time.process_time() - cpu0, daemon_cpu(proc.pid) - dcpu0
             await proc.stdin.send_all(b"stop\n")
