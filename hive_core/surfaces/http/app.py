@@ -220,9 +220,9 @@ async def serve_dashboard(
 
     async def run(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
         await hypercorn_serve(
-            app,
+            app,  # type: ignore[arg-type]  # Starlette's ASGI types, not hypercorn's TypedDicts
             config,
-            shutdown_trigger=stopped,  # type: ignore[arg-type]
+            shutdown_trigger=stopped,
             task_status=task_status,
         )
 

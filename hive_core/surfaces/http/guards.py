@@ -14,8 +14,9 @@ Rules kept here (dashboard.md, "HTTP surface"):
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hive_wire.codec import encode_line
 from hive_wire.convert import error_envelope
@@ -24,10 +25,6 @@ from hive_wire.errors import BadRequest, Forbidden, TooLarge, WireError
 MAX_BODY = 1 << 20
 LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Wire code -> HTTP status (dashboard.md): one table for every route.
 STATUS = {
@@ -124,7 +121,7 @@ def _capped(receive: Receive, limit: int) -> Receive:
     """`receive` that fails with `TooLarge` once the body passes `limit` bytes."""
     seen = 0
 
-    async def capped() -> dict[str, Any]:
+    async def capped() -> Message:
         nonlocal seen
         message = await receive()
         if message["type"] == "http.request":

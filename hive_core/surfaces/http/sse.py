@@ -19,13 +19,12 @@ Rules kept here (dashboard.md):
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
 
 import trio
+from starlette.types import Receive, Scope, Send
 
 from hive_core.clock import now, rfc3339
 from hive_core.services.events import Event, EventChannel, Subscriber
-from hive_core.surfaces.http.guards import Receive, Scope, Send
 
 PING = 15.0
 COALESCE = 0.02
@@ -164,7 +163,7 @@ async def _lagged(send: Send, channel: EventChannel, seq: int) -> int:
 
 async def _until_gone(receive: Receive, cancel: trio.CancelScope) -> None:
     while True:
-        message: dict[str, Any] = await receive()
+        message = await receive()
         if message["type"] == "http.disconnect":
             cancel.cancel()
             return
