@@ -8,8 +8,10 @@ answer check.
 
 from __future__ import annotations
 
+import errno
 import json
 import socket
+import time
 from typing import Any
 
 from .codec import WIRE_VERSION, LineBuffer, encode_line
@@ -18,6 +20,43 @@ from .errors import RemoteVersionError, error_for_code
 # Answers are bounded by the daemon, not by the request limit: a `recv` of 32 bodies of 256 KiB,
 # `logs`, `dead_letters` may exceed 1 MiB.
 ANSWER_LINE_LIMIT = 1 << 30
+# A unix socket whose listen queue is full answers a connect with EAGAIN at once (when the
+# socket has a timeout, or is non-blocking): a burst of connections, not a refusal. Clients try
+# again, backing off, for this long before they give up.
+CONNECT_RETRY_SECONDS = 5.0
+
+
+def retry_delays(total: float = CONNECT_RETRY_SECONDS) -> list[float]:
+    """The pauses between connect attempts on EAGAIN: 1 ms doubling to 100 ms, `total` in all."""
+    delays, delay, spent = [], 0.001, 0.0
+    while spent < total:
+        delays.append(delay)
+        spent += delay
+        delay = min(delay * 2, 0.1)
+    return delays
+
+
+def connect_unix(path: str, timeout: float | None = None) -> socket.socket:
+    """A connected unix stream socket; EAGAIN (the daemon's listen queue is full) is retried
+    for `CONNECT_RETRY_SECONDS`, anything else raised at once."""
+    delays = iter(retry_delays())
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(path)
+            return sock
+        except OSError as e:
+            sock.close()
+            if e.errno != errno.EAGAIN:
+                raise
+            delay = next(delays, None)
+            if delay is None:
+                raise
+            time.sleep(delay)  # back-off before the next attempt, not synchronisation
+        except BaseException:
+            sock.close()
+            raise
 
 
 def request_obj(request: Any) -> dict[str, Any]:
@@ -46,13 +85,7 @@ class BlockingConnection:
     """One connection to a socket; any number of requests, one at a time."""
 
     def __init__(self, path: str, timeout: float | None = None) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            self.sock.settimeout(timeout)
-            self.sock.connect(path)
-        except BaseException:
-            self.sock.close()
-            raise
+        self.sock = connect_unix(path, timeout)
         self._buf = LineBuffer(ANSWER_LINE_LIMIT)
         self._lines: list[bytes] = []
 

@@ -7,13 +7,14 @@ It sends one request line and read one answer line; an answer with `ok: false` r
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import trio
 
-from .blocking import ANSWER_LINE_LIMIT, check_answer, request_obj
+from .blocking import ANSWER_LINE_LIMIT, check_answer, request_obj, retry_delays
 from .codec import LineBuffer, encode_line
 
 
@@ -27,7 +28,17 @@ class Connection:
 
     @classmethod
     async def open(cls, path: str) -> Connection:
-        return cls(await trio.open_unix_socket(path))
+        """Connect; EAGAIN (the daemon's listen queue is full, a burst) is retried for a few
+        seconds with a back-off, as the blocking client does."""
+        delays = iter(retry_delays())
+        while True:
+            try:
+                return cls(await trio.open_unix_socket(path))
+            except OSError as e:
+                delay = next(delays, None)
+                if e.errno != errno.EAGAIN or delay is None:
+                    raise
+            await trio.sleep(delay)
 
     async def send(self, request: Any) -> None:
         await self.stream.send_all(encode_line(request_obj(request)))

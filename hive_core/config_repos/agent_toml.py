@@ -4,7 +4,8 @@ config holds.
 Rules kept here:
 - `command` is a non-empty argv list (at most 256 strings, no NUL, valid UTF-8), never a shell
   line; `env` is a table of strings with usable names; `[budget]` as hive_core/budget.py says;
-- unknown keys are refused with the key named, so a typo never silently does nothing.
+- unknown keys are refused with the key named, so a typo never silently does nothing;
+- `[lifecycle] restart` is `"on-crash"` or `"never"` (returned as `restart`).
 """
 
 from __future__ import annotations
@@ -91,9 +92,10 @@ def parse_config(text: bytes, where: str) -> dict[str, Any]:
         raise BadRequest(f"{where}: not UTF-8") from e
     except tomllib.TOMLDecodeError as e:
         raise BadRequest(f"{where}: invalid TOML: {e}") from e
-    unknown = sorted(set(data) - {"command", "env", "budget"})
+    unknown = sorted(set(data) - {"command", "env", "budget", "lifecycle"})
     if unknown:
-        raise BadRequest(f"{where}: unknown key {unknown[0]!r} (expected command, env, budget)")
+        raise BadRequest(f"{where}: unknown key {unknown[0]!r} (expected command, env, budget, "
+                         "lifecycle)")
     if "command" not in data:
         raise BadRequest(f"{where}: command: missing")
     try:
@@ -114,4 +116,23 @@ def parse_config(text: bytes, where: str) -> dict[str, Any]:
             out["budget"] = budget.check(data["budget"], "budget")
         except ValueError as e:
             raise BadRequest(f"{where}: {e}") from None
+    if "lifecycle" in data:
+        out["restart"] = _check_lifecycle(data["lifecycle"], where)
     return out
+
+
+RESTART_SETTINGS = ("on-crash", "never")
+
+
+def _check_lifecycle(table: object, where: str) -> str:
+    """`[lifecycle] restart = "on-crash" | "never"`: this agent's restart policy after a crash
+    (the daemon's `restart_on_crash` when absent)."""
+    if not isinstance(table, dict):
+        raise BadRequest(f"{where}: lifecycle: must be a table")
+    unknown = sorted(set(table) - {"restart"})
+    if unknown:
+        raise BadRequest(f"{where}: lifecycle: unknown key {unknown[0]!r} (expected restart)")
+    value = table.get("restart")
+    if value not in RESTART_SETTINGS:
+        raise BadRequest(f"{where}: lifecycle.restart: must be one of {', '.join(RESTART_SETTINGS)}")
+    return str(value)

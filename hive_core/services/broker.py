@@ -49,7 +49,7 @@ def _bury(
             "message_dead", id=row.id, to=row.recipient, **{"from": row.sender},
             deliveries=row.deliveries,
         )
-        (note_id,) = sql.insert(conn, [MANAGER], helper_events.SYSTEM, body, at)
+        (note_id,) = sql.insert(conn, [MANAGER], helper_events.SYSTEM, body, at, soft_cap=False)
         notes.append((note_id, body))
     return notes
 

@@ -99,10 +99,12 @@ class Questions:
 
     async def _close(self, row: QuestionRow, text: str, answerer: str) -> QuestionRow:
         if row.answer is not None:
-            raise Conflict(f"question {row.id} is already answered")
+            raise Conflict(_closed_already(row))
         done: QuestionRow | None = await self.store.run(sql.answer, row.id, text, answerer, now())
         if done is None:
-            raise Conflict(f"question {row.id} is already answered")
+            again: QuestionRow | None = await self.store.run(sql.get, row.id)
+            raise Conflict(_closed_already(again) if again is not None and again.answer
+                           is not None else f"question {row.id} is already closed")
         self.events.publish(ev.QuestionResolved(id=row.id, answer=text, answerer=answerer))
         if done.asker != OPERATOR:
             await self.broker.notify(done.asker, "question_answered", id=done.id,
@@ -137,3 +139,13 @@ class Questions:
             delay = SAFETY_TICK if nxt is None else max(0.0, min(nxt - now(), SAFETY_TICK))
             with trio.move_on_after(math.ceil(delay * 1000) / 1000):
                 await self._changed.wait()
+
+
+def _closed_already(row: QuestionRow) -> str:
+    """What became of a question that can no longer be answered or cancelled."""
+    answer = row.answer or ""
+    if answer.startswith("[cancelled by "):
+        return f"question {row.id} was already cancelled (by {row.answerer})"
+    if answer == "[expired]":
+        return f"question {row.id} already expired unanswered"
+    return f"question {row.id} was already answered (by {row.answerer})"

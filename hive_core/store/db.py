@@ -11,7 +11,10 @@ Rules kept here:
 - a job that raises is rolled back alone and its caller gets the exception: a batch runs without
   savepoints first and, only if a job raised, again with a savepoint per job; a failed commit
   fails every job of the batch with `Unavailable`; jobs touch nothing but the database;
-- `sqlite3` errors never leave the store raw: they become `Unavailable`, chained.
+- `sqlite3` errors never leave the store raw: they become `Unavailable`, chained;
+- `max_bytes` (`database_max_bytes`) is a soft cap: inserts that call `check_room` (every
+  message) are refused at it, while SQLite's hard `max_page_count` sits a few pages higher so
+  that draining (pops, acks, deletes) never fails for want of a page.
 """
 
 from __future__ import annotations
@@ -31,6 +34,25 @@ from hive_core.errors import translate
 from hive_wire.errors import Unavailable, WireError
 
 from . import schema
+
+
+class Connection(sqlite3.Connection):
+    """The store's connection: it knows its soft cap (`database_max_bytes`, in pages)."""
+
+    soft_cap_pages = 0  # 0: no cap
+
+
+def check_room(conn: sqlite3.Connection) -> None:
+    """Refuse an insert once the database holds its soft cap of pages in use (free pages are
+    reused first, so deleting makes room again)."""
+    cap = getattr(conn, "soft_cap_pages", 0)
+    if not cap:
+        return
+    (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    (free,) = conn.execute("PRAGMA freelist_count").fetchone()
+    if pages - free >= cap:
+        raise Unavailable("the database is full (database_max_bytes reached): new messages are "
+                          "refused until inboxes drain or the cap is raised")
 
 log = logging.getLogger(__name__)
 
@@ -139,14 +161,20 @@ class Store:
     # --- the thread -----------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               factory=Connection)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")
-        if self.max_bytes > 0:  # the file may not grow past it; writes then fail as full
+        if self.max_bytes > 0:
+            # A soft cap: inserts that check the room (`check_room`) are refused at the cap,
+            # while the file may grow a few pages past it, so that pops, acks and deletes (which
+            # also need pages: index entries, page splits) still work and inboxes drain.
             (page_size,) = conn.execute("PRAGMA page_size").fetchone()
-            conn.execute(f"PRAGMA max_page_count={max(1, int(self.max_bytes) // page_size)}")
+            cap = max(1, int(self.max_bytes) // page_size)
+            conn.soft_cap_pages = cap
+            conn.execute(f"PRAGMA max_page_count={cap + max(32, cap // 20)}")
         schema.migrate(conn)
         return conn
 

@@ -16,6 +16,8 @@ import sqlite3
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from hive_core.store.db import check_room
+
 UNDELIVERED = "delivered_at IS NULL AND acked_at IS NULL AND dead_at IS NULL"
 INFLIGHT = "delivered_at IS NOT NULL AND acked_at IS NULL AND dead_at IS NULL"
 
@@ -47,7 +49,12 @@ def insert(
     body: str,
     now: float,
     in_reply_to: int | None = None,
+    soft_cap: bool = True,
 ) -> list[int]:
+    """One row per recipient; refused at the database's soft cap unless `soft_cap` is False
+    (the daemon's own small notes written while draining, e.g. a dead letter's)."""
+    if soft_cap:
+        check_room(conn)
     cur = conn.cursor()
     ids = []
     for recipient in recipients:

@@ -97,9 +97,12 @@ def register(main: click.Group) -> None:
         """Spawn agent NAME (process backend: run COMMAND..., default the echo agent).
 
         Put `--` before a COMMAND that has options of its own:
-        `hive-core spawn worker -- sh -c 'exec my-agent'`. A COMMAND that exits within
-        --settle seconds makes the spawn fail (exit 1) with its exit status; the agent stays,
-        stopped, for `logs` and `start`.
+
+        \b
+            hive-core spawn worker -- sh -c 'exec my-agent'
+
+        A COMMAND that exits within --settle seconds makes the spawn fail (exit 1) with its
+        exit status; the agent stays, stopped, for `logs` and `start`.
         """
         return {"name": name, "command": list(command) or None, "settle_seconds": settle or None}
 

@@ -8,12 +8,14 @@ Rules kept here:
 - every choice carries its reason as a comment in the unit text, so an operator reading
   `systemctl cat hive-core` sees why a hardening option is on or off;
 - the arguments are checked before anything is rendered (absolute paths, no control characters,
-  socket paths within the unix limit): a bad value is a `ValueError`, never a unit that
+  socket paths within the unix limit, an executable the sandbox does not hide: not under /home,
+  /root, /run/user, /tmp or /var/tmp, resolved through symlinks): a bad value is a `ValueError`, never a unit that
   `systemd-analyze verify` or the daemon rejects later.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -34,8 +36,33 @@ _PLAIN_ARG = re.compile(r"[A-Za-z0-9_@%+=:,./$-]+\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+# Where the unit's sandbox hides files from the service, and the directive that does it: an
+# ExecStart= there fails with 203/EXEC.
+_HIDDEN = {"/home": "ProtectHome=yes", "/root": "ProtectHome=yes", "/run/user": "ProtectHome=yes",
+           "/tmp": "PrivateTmp=yes", "/var/tmp": "PrivateTmp=yes"}
+
+
+def _runnable(executable: str, what: str = "the executable") -> str:
+    """Refuse an executable the service could not see (a venv in a home or in /tmp, as a
+    checkout's `.venv` is): the unit would fail at once with 203/EXEC."""
+    for path in dict.fromkeys([executable, os.path.realpath(executable)]):
+        for root, directive in _HIDDEN.items():
+            if path == root or path.startswith(root + "/"):
+                raise ValueError(
+                    f"{what} {path} is under {root}, which the unit hides from the "
+                    f"service ({directive}): it would fail to start (203/EXEC). Install "
+                    "hive-core where a service can run it, e.g. `python3 -m venv /opt/hive-core "
+                    "&& /opt/hive-core/bin/pip install <checkout>`, then run "
+                    "`/opt/hive-core/bin/hive-core systemd-unit` (or pass --executable)")
+    return executable
+
+
 def default_executable() -> str:
     """The `hive-core` script of the running installation (venv first, then `$PATH`)."""
+    import hive_core
+
+    # An editable install (`pip install -e`) runs the checkout's code: it must be visible too.
+    _runnable(str(Path(hive_core.__file__).parent), "this installation's hive_core package")
     beside = Path(sys.executable).parent / "hive-core"
     if beside.is_file():
         return str(beside)
@@ -93,7 +120,7 @@ def render(
 
     `group` is the admin group the host socket is given to. The daemon reads it from its config
     file only (`admin_group`, default `hive-admin`), so another group needs `config`."""
-    _absolute("executable", executable)
+    _runnable(_absolute("executable", executable))
     _sandboxed_dir("state dir", state_dir)
     _sandboxed_dir("run dir", run_dir)
     if config is not None:

@@ -5,6 +5,7 @@ Rules kept here:
   before `listen`);
 - a stale socket file is reclaimed, a live one (another daemon) is refused, a symlink or any
   other file at the path is refused, never followed or replaced;
+- the listen queue is deep (`BACKLOG`): a burst of connects queues instead of failing;
 - on close, only a socket is unlinked.
 """
 
@@ -22,6 +23,10 @@ import trio
 from hive_wire.errors import Conflict, Forbidden
 
 log = logging.getLogger(__name__)
+
+# A burst of connections (a thousand idle clients opening at once) must queue, not fail: the
+# kernel caps this at net.core.somaxconn (4096 on current kernels).
+BACKLOG = max(4096, stdsocket.SOMAXCONN)
 
 
 async def bind(path: Path, mode: int, group: int | None) -> trio.socket.SocketType:
@@ -41,7 +46,7 @@ async def bind(path: Path, mode: int, group: int | None) -> trio.socket.SocketTy
             os.chown(path, -1, group)
         except PermissionError:
             log.warning("cannot give %s to group %d", path, group)
-    sock.listen(128)
+    sock.listen(BACKLOG)
     return sock
 
 

@@ -4,6 +4,8 @@ Rules kept here:
 - a socket file gets its mode before anyone can connect (umask around `bind`, then `chmod`
   before `listen`); a stale socket file is reclaimed, a live one (another daemon) is refused, a
   symlink or other file at the path is refused;
+- accepting drains the listen queue (deep: `bind.BACKLOG`) before yielding, so a burst of
+  connects is taken at once;
 - every connection runs in the nursery of its listener; one connection's failure is logged and
   never reaches another connection or the daemon;
 - requests on a connection are served one after another; every failure becomes an error
@@ -27,6 +29,7 @@ import logging
 import math
 import os
 import select
+import socket as stdsocket
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +37,7 @@ import attrs
 import trio
 
 from hive_core.services.answers import Feed, Handler, Undoable
-from hive_core.surfaces.sockets.bind import bind, unlink_socket
+from hive_core.surfaces.sockets.bind import BACKLOG, bind, unlink_socket
 from hive_core.surfaces.sockets.peer import is_admin, peer_cred
 from hive_wire.codec import LineBuffer, decode_line, encode_line
 from hive_wire.convert import decode_request, error_envelope, ok_envelope
@@ -111,30 +114,42 @@ class SocketServer:
         self, sock: trio.socket.SocketType, path: Path, surface: Surface,
         task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        listener = trio.SocketListener(sock)
+        # Accepting drains the whole listen queue in one go (a burst of connects must not wait
+        # one scheduler round each): the syscall on a non-blocking copy of the socket, waiting
+        # only when it says EAGAIN.
+        raw = stdsocket.socket(fileno=os.dup(sock.fileno()))
+        raw.setblocking(False)
         try:
             with trio.CancelScope() as scope:
                 task_status.started(scope)
                 async with trio.open_nursery() as conns:
                     while True:
-                        try:
-                            stream = await listener.accept()
-                        except OSError as e:  # EMFILE and friends: back off, keep serving
-                            log.error("accept failed path=%s error=%s", path, e)
-                            await trio.sleep(0.1)
-                            continue
-                        conns.start_soon(self._connection, stream, surface)
+                        await trio.lowlevel.wait_readable(raw)
+                        for _ in range(BACKLOG):
+                            try:
+                                conn, _addr = raw.accept()
+                            except BlockingIOError:
+                                break
+                            except OSError as e:  # EMFILE and friends: back off, keep serving
+                                log.error("accept failed path=%s error=%s", path, e)
+                                await trio.sleep(0.1)
+                                break
+                            stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
+                            # Counted here, in accept order (tasks start in any order).
+                            self.connections += 1
+                            refused = self._refusal(surface)
+                            conns.start_soon(self._connection, stream, surface, refused)
         finally:
-            unlink_socket(path)  # first: the await below may be cancelled
-            with trio.CancelScope(shield=True):
-                await listener.aclose()
+            unlink_socket(path)  # first: the close below must not be skipped
+            raw.close()
+            sock.close()
 
     # --- one connection ---------------------------------------------------------------------
-    async def _connection(self, stream: trio.SocketStream, surface: Surface) -> None:
-        self.connections += 1
+    async def _connection(self, stream: trio.SocketStream, surface: Surface,
+                          refused: Limit | None) -> None:
+        """One accepted connection (already counted; `refused` if past a cap)."""
         cred = peer_cred(stream.socket)
         log.debug("connect role=%s caller=%s peer=%s", surface.role, surface.caller, cred)
-        refused = self._refusal(surface)
         try:
             if refused is not None:
                 await stream.send_all(encode_line(error_envelope(refused)))
