@@ -418,3 +418,29 @@ async def test_a_spawn_that_stays_up_settles_without_error(hive: Hive, host: str
         host, {"cmd": "spawn", "name": "bad", "command": SH_EXIT_3, "settle_seconds": 5}
     )
     assert answer["ok"] is False and "exit code 3" in answer["error"], answer
+
+
+def test_agent_toml_lifecycle_restart_is_checked() -> None:
+    from hive_core.config_repos.agent_toml import parse_config
+    from hive_wire.errors import BadRequest
+
+    base = b'command = ["true"]\n'
+    assert parse_config(base + b'[lifecycle]\nrestart = "on-crash"\n', "a")["restart"] == (
+        "on-crash")
+    assert "restart" not in parse_config(base, "a")
+    for bad in (b'[lifecycle]\nrestart = "always"\n', b"[lifecycle]\nretry = 1\n",
+                b'lifecycle = "on-crash"\n'):
+        with pytest.raises(BadRequest, match="lifecycle"):
+            parse_config(base + bad, "a")
+
+
+async def test_an_agents_own_restart_setting_wins_over_the_default(hive: Hive) -> None:
+    crashes = hive.lifecycle.crashes
+    assert crashes.policy is not None and crashes.policy.enabled is False  # the default: off
+    settings: dict[str, str | None] = {"a": "on-crash", "b": "never", "c": None}
+
+    async def own(name: str) -> str | None:
+        return settings[name]
+
+    hive.agents.restart_setting = own  # type: ignore[method-assign]
+    assert [await crashes._restarts(n) for n in "abc"] == [True, False, False]
