@@ -4,8 +4,9 @@ what it means to the host socket as `activity {source, events}`.
 
 Rules kept here:
 - it never blocks or fails the session: whatever happens (no daemon, a daemon that does not
-  answer, bad input, a bug) it prints nothing and exits 0, within `BUDGET` seconds of starting
-  (socket deadlines, and an interval timer that ends the process if anything else hangs);
+  answer, bad input, a bug) it prints nothing and exits 0: the daemon gets until `BUDGET`
+  seconds after the process started (python's start-up counts), and an interval timer ends the
+  process at `HARD_STOP` if anything else hangs;
 - it imports only json, os, select, signal, socket, sys, time and zlib: it runs on every tool call;
 - mapping: `SessionStart` -> `turn_start`; `PreToolUse` -> `tool_use {tool}` (the `Task`/`Agent`
   tool also `subagent_start {id, description}`, the id being the tool call's `tool_use_id`);
@@ -31,8 +32,9 @@ import time
 import zlib
 from typing import Any
 
-BUDGET = 0.08  # seconds from our start to giving up on the daemon (python starts in ~25 ms)
-HARD_STOP = 0.12  # seconds from our start to `os._exit(0)`, whatever is running
+BUDGET = 0.13  # seconds from the process's start to giving up on the daemon
+HARD_STOP = 0.17  # seconds from the process's start to `os._exit(0)`, whatever is running
+MIN_WAIT = 0.02  # seconds the daemon gets even when python itself started slowly
 MAX_INPUT = 16 << 20  # bytes of hook JSON read at most
 SUBAGENT_TOOLS = ("Task", "Agent")
 SYSTEM_SOCKET = "/run/hyperhive/host.sock"
@@ -138,7 +140,7 @@ def forward(path: str, request: dict[str, Any], deadline: float) -> None:
 
 
 def run(started: float) -> None:
-    deadline = started + BUDGET
+    deadline = max(started + BUDGET, time.monotonic() + MIN_WAIT)
     raw = read_stdin(deadline)
     try:
         hook = json.loads(raw)
@@ -151,11 +153,24 @@ def run(started: float) -> None:
     forward(host_socket(), request, deadline)
 
 
-def main(argv: list[str] | None = None) -> int:
-    started = time.monotonic()
+def process_age() -> float:
+    """Seconds since this process started (python's own start-up counts toward the promise),
+    from /proc (10 ms ticks); 0.03 where that cannot be read."""
     try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, `starttime`
+        return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - started)
+    except (OSError, ValueError, IndexError):
+        return 0.03
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        age = process_age()
+        started = time.monotonic() - age
         signal.signal(signal.SIGALRM, lambda *_: os._exit(0))
-        signal.setitimer(signal.ITIMER_REAL, HARD_STOP)
+        signal.setitimer(signal.ITIMER_REAL, max(HARD_STOP - age, MIN_WAIT * 2))
         run(started)
     except BaseException:  # noqa: BLE001 - the session must never see a failure of ours
         pass
