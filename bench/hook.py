@@ -61,8 +61,10 @@ def report(label: str, xs: list[float], mute: bool = False) -> None:
     p50, p99 = pct(xs, 50) * 1000, pct(xs, 99) * 1000
     ok = p99 <= 200 and (mute or p50 <= 100)
     target = "p99 <= 200" if mute else "p50 <= 100, p99 <= 200"
-    print(f"{label:44s} p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  max {max(xs) * 1000:6.1f} ms  "
-          f"(n={len(xs)}; target {target}: {mark(ok)})")
+    print(
+        f"{label:44s} p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  max {max(xs) * 1000:6.1f} ms  "
+        f"(n={len(xs)}; target {target}: {mark(ok)})"
+    )
 
 
 def main() -> None:
@@ -95,8 +97,10 @@ def main() -> None:
             t = time.perf_counter()
             subprocess.run([sys.executable, "-c", "pass"], check=True)
             base_py.append(time.perf_counter() - t)
-        print(f"{'baseline: python -c pass':44s} p50 {pct(base_py, 50) * 1000:6.1f} ms  "
-              f"p99 {pct(base_py, 99) * 1000:6.1f} ms")
+        print(
+            f"{'baseline: python -c pass':44s} p50 {pct(base_py, 50) * 1000:6.1f} ms  "
+            f"p99 {pct(base_py, 99) * 1000:6.1f} ms"
+        )
         for label, cmd in (("python -m hive_core.agent.hook", MODULE), ("hive-core hook", SCRIPT)):
             report(f"{label}, daemon up", runs(cmd, host, args.runs))
             report(f"{label}, daemon down", runs(cmd, str(base / "none.sock"), args.runs))

@@ -156,8 +156,10 @@ def main() -> None:
                 conn.call({"cmd": "send", "to": "bob", "body": "bench"})
                 direct.append(time.perf_counter() - t)
         p50 = pct(lat, 50) * 1000
-        print(f"send through hive-core mcp (tools/call): {figures(lat)}  "
-              f"(target p50 <= 10 ms: {mark(p50 <= 10)})")
+        print(
+            f"send through hive-core mcp (tools/call): {figures(lat)}  "
+            f"(target p50 <= 10 ms: {mark(p50 <= 10)})"
+        )
         print(f"send straight on the agent socket (baseline): {figures(direct)}")
         print(f"mcp overhead per call, p50: {p50 - pct(direct, 50) * 1000:.2f} ms")
         print(f"bob's unread: {call_sync(bob, {'cmd': 'status'})['unread']}")
