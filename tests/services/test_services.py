@@ -1,0 +1,97 @@
+"""The services alone, built by `app.build`: the rules that live in them (not in a surface)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hive_core.app import Hive
+from hive_wire.errors import BadRequest, Limit, NotFound, TooLarge
+from hive_wire.requests import Scope
+from tests.helpers import SLEEPER
+
+
+async def test_send_recv_ack_round_trip(services: Hive) -> None:
+    await services.lifecycle.spawn("alice", SLEEPER)
+    [mid] = await services.broker.send("operator", "alice", "hi", None)
+    rows, _ = await services.broker.recv("alice", 5, 0)
+    assert [(r.id, r.sender, r.body, r.redelivered) for r in rows] == [
+        (mid, "operator", "hi", False)
+    ]
+    assert await services.broker.ack_turn("alice", [mid]) == (1, 0)
+    assert (await services.broker.recv("alice", 5, 0))[0] == []
+
+
+async def test_scope_rules_live_in_the_lifecycle(services: Hive) -> None:
+    for name in ("alice", "bob"):
+        await services.lifecycle.spawn(name, SLEEPER)
+    lc = services.lifecycle
+    assert lc.targets("restart", "operator", None, Scope(agents=True)) == ["alice", "bob"]
+    assert lc.targets("kill", "operator", "bob", None) == ["bob"]
+    with pytest.raises(BadRequest, match="scope: required"):
+        lc.targets("start", "operator", None, None)
+    with pytest.raises(BadRequest, match="scope: name agents"):
+        lc.targets("start", "operator", None, Scope(agent_names=[]))
+    with pytest.raises(BadRequest, match="cannot restart itself"):
+        lc.targets("restart", "manager", "manager", None)
+    with pytest.raises(NotFound):
+        lc.targets("kill", "operator", None, Scope(agent_names=["alice", "nobody"]))
+
+
+async def test_kill_of_every_agent_skips_the_stopped_ones(services: Hive) -> None:
+    for name in ("alice", "bob", "carol"):
+        await services.lifecycle.spawn(name, SLEEPER)
+    await services.lifecycle.stop("alice")
+    names = services.lifecycle.targets("kill", "operator", None, Scope(agents=True))
+    await services.lifecycle.each("kill", names)
+    assert await services.backend.running() == set()
+
+
+async def test_activity_is_checked_capped_and_rate_limited(services: Hive) -> None:
+    await services.lifecycle.spawn("alice", SLEEPER)
+    act = services.activity
+    with pytest.raises(TooLarge):
+        await act.report("alice", [{"kind": "state", "state": "idle"}] * 65)
+    with pytest.raises(BadRequest, match=r"events\[1\]\.tool: required"):
+        await act.report("alice", [{"kind": "turn_start"}, {"kind": "tool_use"}])
+    assert act.history("alice") == []  # a refused request keeps nothing
+    long = "x" * 10_000
+    assert await act.report("alice", [{"kind": "text", "preview": long}]) == 1
+    assert len(act.history("alice")[-1]["activity"]["preview"]) == 2048
+    # A burst of 1,000 is taken, then the reporter is over its rate until time passes.
+    for _ in range(15):
+        await act.report("alice", [{"kind": "state", "state": "thinking"}] * 64)
+    with pytest.raises(Limit):
+        await act.report("alice", [{"kind": "state", "state": "thinking"}] * 64)
+    assert act.source("operator", "claude-1234abcd") == "claude-1234abcd"
+    with pytest.raises(BadRequest, match="source"):
+        act.source("operator", None)
+    assert act.source("alice", "ignored") == "alice"
+
+
+async def test_a_turn_end_becomes_a_turn_row(services: Hive) -> None:
+    await services.lifecycle.spawn("alice", SLEEPER)
+    await services.activity.report(
+        "alice",
+        [
+            {
+                "kind": "turn_end",
+                "ok": True,
+                "result_kind": "ok",
+                "duration_ms": 1200,
+                "usage": {
+                    "input_tokens": 10,
+                    "output_tokens": 5,
+                    "cache_read_tokens": 100,
+                    "cache_creation_tokens": 0,
+                },
+                "cost_usd": 0.25,
+                "model": "m",
+            }
+        ],
+    )
+    rows = await services.store.run(
+        lambda conn: conn.execute(
+            "SELECT agent, ok, cost_usd, context_tokens FROM turns"
+        ).fetchall()
+    )
+    assert rows == [("alice", 1, 0.25, 110)]
