@@ -2,7 +2,7 @@
 """What one agent's strictly sequential cycle could cost through *any* Python socket server on
 this machine: the floor under the 1-agent row of bench/broker.py (docs/performance.md).
 
-    .venv/bin/python bench/floor.py [--seconds 1] [--rounds 8]
+    .venv/bin/python bench/floor.py [--seconds 1] [--rounds 8] [--pairs 16] [--pair-rounds 6]
 
 Three servers, each a child process on a unix socket, each doing for every request line exactly
 the durable work of the broker (the statements and schema of bench/broker.py's baseline: insert;
@@ -14,17 +14,26 @@ This process is the client of each, over a blocking socket (`hive_wire.blocking`
 `BlockingConnection` for the daemon, the same lines by hand for the others), and runs the plain
 sqlite3 baseline itself. Each round runs one slice of every server and of the baseline, in turn;
 the ratios are over the sums, so the disk's drift falls on all alike.
+
+Then the CPU per request under concurrent load (quality.md: "daemon CPU per request, 16 agent
+pairs"): `--pairs` client processes, each paired with one agent of its own (the daemon) or one
+connection (the trio server), each doing send (to itself), recv, ack_turn one request at a time.
+Slices of the trio server and of the daemon alternate (`--pair-rounds` of each); each prints the
+requests it served per CPU-second of the server process (utime + stime of all its threads, from
+/proc/<pid>/stat), and the ratio daemon / trio server over the sums (target >= 0.5).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import os
 import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -35,12 +44,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import broker as B  # noqa: E402  (bench/broker.py: its baseline, statements and daemon helper)
 import trio  # noqa: E402
+from common import header, mark  # noqa: E402  (bench/common.py)
 
 from hive_core.store import schema  # noqa: E402
 from hive_wire.blocking import BlockingConnection  # noqa: E402
 
 
-def _handler(path: Path):  # the broker's three statements, one commit each
+def _handler(path: Path, group: bool = False):
+    """The broker's three statements, one commit each (`group`: no transaction of its own, the
+    caller begins and commits around many; then the connection is returned too)."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
@@ -49,23 +61,27 @@ def _handler(path: Path):  # the broker's three statements, one commit each
     pop = B.SQL_POP.format(hint=B.POP_HINTS["pinned"])
 
     def commit(sql: str, args: tuple) -> list:
-        conn.execute("BEGIN IMMEDIATE")
+        if not group:
+            conn.execute("BEGIN IMMEDIATE")
         cur = conn.execute(sql, args)
         rows = cur.fetchall() or [(cur.lastrowid,)]
-        conn.execute("COMMIT")
+        if not group:
+            conn.execute("COMMIT")
         return rows
 
-    def handle(line: bytes) -> bytes:
+    def handle(line: bytes, conn: dict) -> bytes:
+        # A connection is the agent it last sent to (each client sends to itself).
         req = json.loads(line)
         if req["cmd"] == "send":
+            conn["me"] = req["to"]
             out = {"id": commit(B.SQL_INSERT, (req["to"], "me", req["body"], None, time.time()))[0][0]}
         elif req["cmd"] == "recv":
-            out = {"messages": [list(r) for r in commit(pop, (time.time(), "me", 1))]}
+            out = {"messages": [list(r) for r in commit(pop, (time.time(), conn["me"], 1))]}
         else:
-            out = {"acked": len(commit(B.SQL_ACK, (time.time(), "me", req["ids"][0])))}
+            out = {"acked": len(commit(B.SQL_ACK, (time.time(), conn["me"], req["ids"][0])))}
         return json.dumps({"ok": True, **out}).encode() + b"\n"
 
-    return handle
+    return (handle, conn) if group else handle
 
 
 def serve_blocking(sock_path: str, db: Path) -> None:
@@ -75,8 +91,9 @@ def serve_blocking(sock_path: str, db: Path) -> None:
     listener.listen()
     conn, _ = listener.accept()
     with conn, conn.makefile("rb") as lines:
+        state: dict = {}
         for line in lines:
-            conn.sendall(handle(line))
+            conn.sendall(handle(line, state))
 
 
 def serve_trio(sock_path: str, db: Path) -> None:
@@ -84,17 +101,63 @@ def serve_trio(sock_path: str, db: Path) -> None:
 
     async def one(stream: trio.SocketStream) -> None:
         buf = b""
+        state: dict = {}
         while data := await stream.receive_some(65536):
             buf += data
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
-                await stream.send_all(handle(line))
+                await stream.send_all(handle(line, state))
 
     async def main() -> None:
         listener = trio.socket.socket(socket.AF_UNIX)
         await listener.bind(sock_path)
         listener.listen()
         await trio.serve_listeners(one, [trio.SocketListener(listener)])
+
+    trio.run(main)
+
+
+def serve_trio_group(sock_path: str, db: Path) -> None:
+    """The trio server with group commit and no thread: each connection queues its request and
+    waits; one task runs everything queued in one transaction (blocking the loop for the
+    commit, while the next requests gather in the sockets), then wakes the waiters."""
+    handle, db_conn = _handler(db, group=True)
+    queued: list[list] = []
+    wake = trio.Event()
+
+    async def committer() -> None:
+        nonlocal queued, wake
+        while True:
+            await wake.wait()
+            wake = trio.Event()
+            batch, queued = queued, []
+            db_conn.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                job[2] = handle(job[0], job[1])
+            db_conn.execute("COMMIT")
+            for job in batch:
+                job[3].set()
+
+    async def one(stream: trio.SocketStream) -> None:
+        buf = b""
+        state: dict = {}
+        while data := await stream.receive_some(65536):
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                job = [line, state, b"", trio.Event()]
+                queued.append(job)
+                wake.set()
+                await job[3].wait()
+                await stream.send_all(job[2])
+
+    async def main() -> None:
+        listener = trio.socket.socket(socket.AF_UNIX)
+        await listener.bind(sock_path)
+        listener.listen()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(committer)
+            await trio.serve_listeners(one, [trio.SocketListener(listener)])
 
     trio.run(main)
 
@@ -117,11 +180,11 @@ class Raw:
         return json.loads(self.lines.readline())
 
 
-def cycles(client, seconds: float) -> float:
+def cycles(client, seconds: float, me: str = "me") -> float:
     n = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
-        mid = client.call({"cmd": "send", "to": "me", "body": B.BODY})["id"]
+        mid = client.call({"cmd": "send", "to": me, "body": B.BODY})["id"]
         (got,) = client.call({"cmd": "recv", "max": 1})["messages"]
         if (got[0] if isinstance(got, list) else got["id"]) != mid:
             raise AssertionError(f"sent {mid}, received {got}")
@@ -130,16 +193,101 @@ def cycles(client, seconds: float) -> float:
     return n / (time.perf_counter() - start)
 
 
+def proc_cpu(pid: int) -> float:
+    """CPU seconds used so far by process `pid` (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / B.CLK_TCK
+
+
+def _pair_client(connect, name: str, ready, go, seconds: float, out) -> None:
+    """One client process of the concurrent load: connect, say ready, wait for go, cycle."""
+    try:
+        client = connect(name)
+        cycles(client, 0.05, name)  # warm-up: every path
+        ready.send(1)
+        go.recv()
+        out.send(cycles(client, seconds, name) * seconds)
+    finally:
+        os._exit(0)
+
+
+def pairs_slice(connect, names: list[str], server_pid: int, seconds: float) -> tuple[float, float]:
+    """`len(names)` client processes at once for `seconds`: (requests served, server CPU s)."""
+    pipes = []
+    pids = []
+    for name in names:
+        ready_r, ready_w = mp.Pipe(duplex=False)
+        go_r, go_w = mp.Pipe(duplex=False)
+        out_r, out_w = mp.Pipe(duplex=False)
+        pid = os.fork()
+        if pid == 0:
+            _pair_client(connect, name, ready_w, go_r, seconds, out_w)
+        pids.append(pid)
+        pipes.append((ready_r, go_w, out_r))
+    for ready_r, _, _ in pipes:
+        ready_r.recv()
+    cpu0 = proc_cpu(server_pid)
+    for _, go_w, _ in pipes:
+        go_w.send(1)
+    done = sum(out_r.recv() for _, _, out_r in pipes)
+    cpu = proc_cpu(server_pid) - cpu0
+    for pid in pids:
+        os.waitpid(pid, 0)
+    return 3 * done, cpu
+
+
+def pair_phase(args: argparse.Namespace, daemon, tmp: Path, pids: dict[str, int],
+               names: list[str]) -> None:
+    """The CPU phase: slices of each server in turn (order rotated per round); requests per
+    server CPU-second, and the daemon's against each minimal server's."""
+    connect = {"trio": lambda _name: Raw(str(tmp / "trio.sock")),
+               "group": lambda _name: Raw(str(tmp / "group.sock")),
+               "daemon": lambda name: BlockingConnection(daemon.socket(name), timeout=30)}
+    pid = {**pids, "daemon": daemon.proc.pid}
+    order = list(connect)
+    reqs = dict.fromkeys(connect, 0.0)
+    cpu = dict.fromkeys(connect, 0.0)
+    ratios: dict[str, list[float]] = {"trio": [], "group": []}
+    for r in range(args.pair_rounds):
+        per = {}
+        for name in order[r % 3:] + order[:r % 3]:
+            n, c = pairs_slice(connect[name], names, pid[name], args.pair_seconds)
+            reqs[name] += n
+            cpu[name] += c
+            per[name] = n / max(c, 1e-9)
+        for floor in ratios:
+            ratios[floor].append(per["daemon"] / per[floor])
+    wall = args.pair_rounds * args.pair_seconds
+    label = {"trio": "trio server, a commit per request", "daemon": "hive-core daemon",
+             "group": "trio server, group commit"}
+    for name in connect:
+        print(f"{args.pairs} pairs, {label[name]:>34}: {reqs[name] / wall:6.0f} requests/s, "
+              f"{100 * cpu[name] / wall:3.0f}% of a core, "
+              f"{reqs[name] / cpu[name]:6.0f} requests per CPU-second "
+              f"({1e6 * cpu[name] / reqs[name]:.0f} us a request)", flush=True)
+    for floor, rs in ratios.items():
+        ratio = (reqs["daemon"] / cpu["daemon"]) / (reqs[floor] / cpu[floor])
+        print(f"{args.pairs} pairs: daemon / {label[floor]}, requests per CPU-second = "
+              f"{ratio:.2f}x (target >= 0.5x: {mark(ratio >= 0.5)}; rounds "
+              f"{min(rs):.2f}x..{max(rs):.2f}x, median {statistics.median(rs):.2f}x)", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=1.0, help="length of each slice")
     ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--pairs", type=int, default=16, help="client processes of the CPU phase")
+    ap.add_argument("--pair-seconds", type=float, default=2.0, help="length of a CPU slice")
+    ap.add_argument("--pair-rounds", type=int, default=6, help="slices of each in the CPU phase")
+    ap.add_argument("--skip-one", action="store_true", help="only the CPU phase")
     args = ap.parse_args()
+    header("floor.py")
     tmp = Path(tempfile.mkdtemp(prefix="hf", dir="/tmp"))
     children = []
     daemon = B.Daemon(tmp / "d")
     try:
-        for name, fn in (("blocking", serve_blocking), ("trio", serve_trio)):
+        for name, fn in (("blocking", serve_blocking), ("trio", serve_trio),
+                         ("group", serve_trio_group)):
             pid = os.fork()
             if pid == 0:  # the child serves until it is killed
                 try:
@@ -149,7 +297,12 @@ def main() -> int:
             children.append(pid)
         daemon.base.mkdir()
         daemon.start()
-        trio.run(B.spawn, daemon, ["me"])
+        names = [f"p{i:02d}" for i in range(args.pairs)]
+        trio.run(B.spawn, daemon, ["me", *names])
+        if args.pairs:
+            pair_phase(args, daemon, tmp, {"trio": children[1], "group": children[2]}, names)
+        if args.skip_one:
+            return 0
         clients = {"blocking": Raw(str(tmp / "blocking.sock")), "trio": Raw(str(tmp / "trio.sock")),
                    "daemon": BlockingConnection(daemon.socket("me"), timeout=30)}
         base = B.Baseline(tmp / "baseline.db", "pinned")
