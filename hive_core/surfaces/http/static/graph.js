@@ -7,7 +7,13 @@
 // - Nothing queues without bound: at most PULSES message pulses and LABELS tool labels are on
 //   screen (extra ones are dropped and counted), sub-agents and hook sessions are capped.
 // - Every node element carries data-node (the agent's name, "hive", the session label, or
-//   AGENT:ID for a sub-agent) and data-state.
+//   AGENT:ID for a sub-agent) and data-state. What moves carries whom it is for: a pulse
+//   `data-from`/`data-to` while it flies, a tool label `data-for` (the node) and `data-tool`.
+// - The manager is drawn once it matters: a message to or from it that is not the daemon's own
+//   helper event (system -> manager), or activity it reports. A hive without a manager process
+//   shows none.
+// - A sub-agent stays at least SUB_MIN_MS on screen before it fades, even when its end came in
+//   the same batch as its start (a short Task is still seen).
 // - The same code draws live and replayed events: reset(rows) starts from a list of status rows.
 
 import { agentState } from "./ui.js";
@@ -18,6 +24,8 @@ const LABELS = 32;
 const RINGS = 48;
 const SUBS_PER_AGENT = 6;
 const SESSIONS = 24;
+const SUB_MIN_MS = 1500;
+const FADE_MS = 1600; // .node transition (style.css) plus a frame or two
 const FROM_HIVE = new Set(["operator", "system", "reminder", "hive", "*"]);
 
 const svg = (tag, attrs = {}) => {
@@ -102,7 +110,7 @@ export class Graph {
     const r = kind === "hive" ? 13 : kind === "sub" ? 3.5 : kind === "session" ? 7 : 6;
     const a = Math.random() * Math.PI * 2;
     const near = parent ? this.nodes.get(parent) : null;
-    const n = { id, kind, state, parent, r, x: (near?.x ?? this.w / 2) + Math.cos(a) * 30, y: (near?.y ?? this.h / 2) + Math.sin(a) * 30, hot: 0, marks: "" };
+    const n = { id, kind, state, parent, r, x: (near?.x ?? this.w / 2) + Math.cos(a) * 30, y: (near?.y ?? this.h / 2) + Math.sin(a) * 30, hot: 0, marks: "", born: performance.now() };
     n.el = svg("g", { class: `node k-${kind} enter`, "data-node": id, "data-state": state });
     n.dot = svg("circle", { r, class: "dot" });
     n.el.append(n.dot);
@@ -134,8 +142,16 @@ export class Graph {
     if (!n || n.kind === "hive" || n.state === "gone" && fade) return;
     for (const s of this.nodes.values()) if (s.parent === n.id) this.remove(s, fade);
     if (!fade) return this.drop(n);
+    const wait = n.kind === "sub" ? n.born + SUB_MIN_MS - performance.now() : 0;
+    if (wait > 0) {
+      if (!n.ending) {
+        n.ending = true;
+        setTimeout(() => { n.ending = false; if (this.nodes.get(n.id) === n) this.remove(n); }, wait);
+      }
+      return;
+    }
     this.setState(n, "gone");
-    setTimeout(() => { if (n.state === "gone") this.drop(n); }, 1600);
+    setTimeout(() => { if (n.state === "gone") this.drop(n); }, FADE_MS);
   }
 
   drop(n) {
@@ -170,7 +186,12 @@ export class Graph {
   reset(rows, mode) {
     this.mode = mode;
     for (const n of [...this.nodes.values()]) if (n.kind !== "hive") this.drop(n);
-    for (const p of this.pulses) p.slot.busy = false, p.slot.el.setAttribute("visibility", "hidden");
+    for (const p of this.pulses) {
+      p.slot.busy = false;
+      p.slot.el.setAttribute("visibility", "hidden");
+      p.slot.el.removeAttribute("data-from");
+      p.slot.el.removeAttribute("data-to");
+    }
     this.pulses = [];
     this.approvals.clear();
     this.questions.clear();
@@ -211,9 +232,10 @@ export class Graph {
     return this.add(name, "session", "session");
   }
 
-  endpoint(name) {
+  // `create`: whether this message may bring the manager onto the graph.
+  endpoint(name, create) {
     if (FROM_HIVE.has(name)) return this.hive;
-    return this.agentNode(name, name === "manager");
+    return this.agentNode(name, create && name === "manager");
   }
 
   // ---- events ----
@@ -224,8 +246,11 @@ export class Graph {
     switch (ev.kind) {
       case "sent": {
         this.counters.messages += 1;
-        const a = this.endpoint(ev.from);
-        const b = this.endpoint(ev.to);
+        // The daemon's helper events to the manager (spawned, budget_warning, ...) are not the
+        // manager talking: they draw it only if it is already there.
+        const talks = ev.from !== "system";
+        const a = this.endpoint(ev.from, talks);
+        const b = this.endpoint(ev.to, talks);
         if (a && b && a !== b) this.pulse(a, b);
         break;
       }
@@ -290,6 +315,8 @@ export class Graph {
     const slot = this.pool.find((s) => !s.busy);
     if (!slot) { this.counters.dropped += 1; return; }
     slot.busy = true;
+    slot.el.setAttribute("data-from", a.id);
+    slot.el.setAttribute("data-to", b.id);
     this.pulses.push({ slot, a, b, t0: performance.now(), dur: 650 });
     this.schedule();
   }
@@ -309,6 +336,8 @@ export class Graph {
     const tool = String(text ?? "").replace(/^mcp__hive__/, "hive:").slice(0, 28);
     // Crowded, the names are hidden: the label says whose call it is.
     l.el.textContent = this.crowded && n.kind !== "sub" ? `${n.id} ${tool}` : tool;
+    l.el.setAttribute("data-for", n.id);
+    l.el.setAttribute("data-tool", String(text ?? ""));
     l.t0 = performance.now();
     l.n = n;
   }
@@ -389,6 +418,8 @@ export class Graph {
       if (p >= 1 || !this.nodes.has(q.a.id) || !this.nodes.has(q.b.id)) {
         q.slot.busy = false;
         q.slot.el.setAttribute("visibility", "hidden");
+        q.slot.el.removeAttribute("data-from");
+        q.slot.el.removeAttribute("data-to");
         continue;
       }
       const e = p < 0.5 ? 2 * p * p : 1 - (-2 * p + 2) ** 2 / 2;
