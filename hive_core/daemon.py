@@ -160,6 +160,8 @@ async def _start_dashboard(hive: Hive, nursery: trio.Nursery) -> None:
     except* OSError as group:
         log.error("dashboard not served listen=%s error=%s", listen, group.exceptions[0])
     if hive.dashboard_url:
+        if not hive.lifecycle.urls.get("home"):  # status rows link to the dashboard served
+            hive.lifecycle.urls = {**hive.lifecycle.urls, "home": hive.dashboard_url}
         log.info("dashboard url=%s", hive.dashboard_url)
 
 

@@ -42,7 +42,7 @@ class StatusRows:
         rows: list[agents_sql.AgentRow] = await lc.agents.store.run(agents_sql.all_rows)
         running = await lc.backend.running()
         counts = await lc.reminders.pending_counts()
-        home = lc.urls.get("home")
+        home = lc.urls.get("home")  # the dashboard (its page of an agent is /agents/NAME)
         deployed = {
             r.name: await self._deployed_sha(r.name) for r in rows if only is None or r.name == only
         }
@@ -63,7 +63,7 @@ class StatusRows:
                     "paused": self.paused(r.name),
                     "status_text": r.status_text,
                     "status_set_at": rfc3339(r.status_set_at),
-                    "url": f"{home.rstrip('/')}/agent/{r.name}/" if home else None,
+                    "url": f"{home.rstrip('/')}/agents/{r.name}" if home else None,
                     "transient": lc.transients.get(r.name),
                     "last_turn_at": rfc3339(r.last_turn_at),
                     "exit_status": lc.exits.get(r.name) if failed else None,

@@ -159,3 +159,13 @@ def test_screenshot_graph_with_twenty_agents(hive: Hive, page: Page) -> None:
     with Traffic(hive, names):
         expect(page.locator("#flow .fl").nth(30)).to_be_visible(timeout=30_000)
         shot(page, "graph-twenty-agents.png", "#graph-panel")
+
+
+def test_a_status_rows_url_opens_the_agents_page(hive: Hive, page: Page) -> None:
+    hive.spawn("alice")
+    (row,) = hive.host("agent_status")["agent_statuses"]
+    assert row["url"] == f"{hive.url}agents/alice", row
+    expect(agent_row(page, "alice")).to_be_visible()
+    page.goto(row["url"])
+    expect(page.locator("#agent-name")).to_have_text("alice")
+    expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
