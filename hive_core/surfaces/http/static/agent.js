@@ -55,7 +55,7 @@ function renderHead() {
     ...chips(r, { crashes: crash?.count, crashNote: crash?.note, budgetWarning: state.budgetWarn.get(NAME) }),
     r.active_model ? badge("model", r.active_model, "model") : null,
     r.context_tokens !== undefined ? badge("ctx", `ctx ${tokens(r.context_tokens)}`, "context tokens of the last turn") : null,
-    r.cost_usd !== undefined ? badge("cost", money(r.cost_usd), "cost") : null,
+    r.cost_usd !== undefined || r.budget ? badge("cost", money(r.cost_usd ?? 0) || "$0.00", "cost today (UTC)") : null,
     budgetBar(r.budget),
     r.deployed_sha ? badge("sha mono", shortSha(r.deployed_sha), r.deployed_sha) : null,
     r.parent ? h("span", { class: "muted" }, `spawned by ${r.parent}`) : null,
@@ -64,6 +64,7 @@ function renderHead() {
   badges.dataset.state = agentState(r);
   $("life").replaceChildren(...lifecycleButtons(r), ...extraButtons(r));
   const bits = [];
+  if (r.paused && r.paused_reason) bits.push(`paused: ${r.paused_reason}`);
   if (r.status_text) bits.push(`status: ${r.status_text}${r.status_set_at ? ` (${ago(r.status_set_at)} ago)` : ""}`);
   if (crash?.note) bits.push(`last crash: ${crash.note}`);
   if (r.last_turn_at) bits.push(`last turn ${ago(r.last_turn_at)} ago`);

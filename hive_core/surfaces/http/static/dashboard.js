@@ -15,6 +15,7 @@ import { installCompose, renderInbox } from "./compose.js";
 import { installLifecycle } from "./lifecycle.js";
 import { Graph } from "./graph.js";
 import { Replay } from "./replay.js";
+import { CostPanel } from "./costs.js";
 import { h, ago, timeMs, agentState, budgetBar, chips, clock, frameBatcher, lifecycleButtons, money, shortSha, tokens } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -24,12 +25,25 @@ let filter = "";
 
 const flow = new Flow($("flow"), $("flow-new"), $("flow-mode"));
 const graph = new Graph($("graph"), $("graph-counters"));
+// The cost panel; its answers' budgets fill rows that came without one (a spawn's row).
+const costs = new CostPanel($("costs-panel"), (name) => state.agents.get(name), (budgets) => {
+  for (const [name, b] of budgets) {
+    const r = state.agents.get(name);
+    if (r && r.budget === undefined) { r.budget = b; state.touchAgent(name); }
+  }
+  redraw();
+});
 const compose = installCompose($("compose"), () => [...state.agents.keys()].sort());
 
 function doingCell(td, act, r) {
   td.className = `doing${act?.busy ? " busy" : ""}`;
   td.title = act?.at ? `${act.text} · ${clock(act.at)}` : "";
   td.textContent = act?.text ?? (r.last_turn_at ? `idle ${ago(r.last_turn_at)}` : "");
+}
+
+// Today's cost of a row: its `cost_usd`, or $0 once the daemon sent a budget (it counts turns).
+function costToday(r) {
+  return r.cost_usd ?? (r.budget ? 0 : undefined);
 }
 
 function agentRow(r) {
@@ -44,11 +58,12 @@ function agentRow(r) {
     doing,
     h("td", { class: "model muted" }, r.active_model ? r.active_model.replace(/^claude-/, "") : ""),
     h("td", { class: "num" }, r.context_tokens !== undefined ? h("span", { class: "badge ctx" }, tokens(r.context_tokens)) : ""),
-    h("td", { class: "num" }, r.cost_usd !== undefined ? h("span", { class: "badge cost" }, money(r.cost_usd)) : ""),
+    h("td", { class: "num" }, costToday(r) !== undefined ? h("span", { class: "badge cost", title: "cost today (UTC)" }, money(costToday(r)) || "$0.00") : ""),
     h("td", null, budgetBar(r.budget)),
     h("td", { class: "mono muted", title: r.deployed_sha || "" }, shortSha(r.deployed_sha)),
-    h("td", { class: "status", title: r.status_text ? `${r.status_text}${r.status_set_at ? ` (${clock(r.status_set_at)})` : ""}` : crash?.note || "" },
-      r.failed && crash?.note ? h("span", { class: "crash-note" }, crash.note) : r.status_text || ""),
+    h("td", { class: "status", title: [r.paused && r.paused_reason, r.status_text ? `${r.status_text}${r.status_set_at ? ` (${clock(r.status_set_at)})` : ""}` : crash?.note].filter(Boolean).join("\n") },
+      r.paused && r.paused_reason ? h("span", { class: "paused-reason" }, r.paused_reason) : null,
+      r.failed && crash?.note ? h("span", { class: "crash-note" }, crash.note) : r.paused && r.paused_reason ? "" : r.status_text || ""),
     h("td", { class: "actions" }, lifecycleButtons(r)));
   tr.hidden = filter !== "" && !r.name.includes(filter);
   return tr;
@@ -147,6 +162,7 @@ const redraw = frameBatcher(() => {
   if (d.has("dead")) renderDead();
   if (d.has("reminders")) renderReminders();
   if (d.has("tombstones")) renderTombstones();
+  if (state.dirtyAgents.size) costs.rowsChanged(state.dirtyAgents);
   if (d.has("approvals") || d.has("questions") || d.has("all")) graph.setMarkers(state);
   renderCounters();
   replay.paint();
@@ -167,10 +183,17 @@ const live = new Live({
     state.needRefresh = false;
     if (!replay.active) graph.sync(state.agents.values());
     replay.liveSeq(snap.seq);
+    costs.want();
     redraw();
   },
   onEvent: (ev) => {
     state.apply(ev);
+    if (ev.kind === "agent_activity" && ev.activity?.kind === "turn_end") costs.want();
+    else if (ev.kind === "container_state_changed") {
+      const r = state.agents.get(ev.agent ?? ev.row?.name);
+      if (r && r.budget === undefined) costs.want(); // a new agent: its budget comes with the panel
+      else costs.rowChanged(ev.row);
+    }
     flow.liveEvent(ev);
     if (!replay.active) graph.event(ev);
     replay.liveSeq(ev.seq);
@@ -212,4 +235,4 @@ call("urls", {}).then((env) => {
 setInterval(() => graph.tick(live.lastEventAt), 1000);
 
 live.start();
-window.hive = { state, live, graph, replay, flow };
+window.hive = { state, live, graph, replay, flow, costs };

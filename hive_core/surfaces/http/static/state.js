@@ -182,6 +182,7 @@ const handlers = {
     const next = { ...ev.row };
     // Locally accumulated figures survive a row that does not carry them.
     for (const k of ["cost_usd", "context_tokens", "budget"]) if (next[k] === undefined && old?.[k] !== undefined) next[k] = old[k];
+    if (next.paused && next.paused_reason === undefined && old?.paused_reason !== undefined) next.paused_reason = old.paused_reason;
     if (!next.failed) s.crash.delete(name);
     s.agents.set(name, next);
     if (!old) s.touch("all");

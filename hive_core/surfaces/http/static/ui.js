@@ -140,7 +140,7 @@ export function chips(row, extra = {}) {
   if (row.transient) chip("transient", row.transient, "an operation is under way");
   if (row.failed) chip("failed", "failed", extra.crashNote || "the agent failed");
   else chip(row.running ? "running" : "stopped", row.running ? "running" : "stopped");
-  if (row.paused) chip("paused", "paused", row.budget?.paused ? "paused by its budget" : "paused");
+  if (row.paused) chip("paused", row.budget?.paused ? "paused: budget" : "paused", row.paused_reason || (row.budget?.paused ? "paused by its budget" : "paused"));
   if (extra.crashes) chip("crash", `crash ×${extra.crashes}`, extra.crashNote || "crashed");
   if (row.needs_update) chip("warn", "update", "needs update");
   if (row.needs_login) chip("warn", "login", "needs login");
