@@ -62,7 +62,9 @@ def test_a_turn_moves_the_badges_the_budget_bar_and_the_panel_and_a_spent_budget
     row = agent_row(page, "alice")
     expect(row.locator(".badge.cost")).to_have_text("$0.00")
     expect(row.locator(".budget .txt")).to_have_text("0%")
-    expect(page.locator("#costs-panel .costs-agents")).to_contain_text("no turns in 30 days")
+    expect(page.locator("#costs-panel .costs-agents")).to_have_text(
+        "no turns in 30 days2 agents without turns in 30 days"
+    )
 
     first = woken(hive, "alice", "please review the broker lease fix")
     turn(hive, "alice", 0.5, [first], ["Read", "mcp__hive__send"])

@@ -17,7 +17,7 @@ from .conftest import Hive, agent_row, node, shot
 
 def test_an_agent_spawned_on_the_host_socket_appears_and_leaves(hive: Hive, page: Page) -> None:
     expect(node(page, "hive")).to_have_count(1)
-    shot(page, "dashboard-empty.png")
+    shot(page, "dashboard-empty.png", full_page=True)
     hive.spawn("alice", "bob")
     expect(agent_row(page, "alice")).to_have_attribute("data-state", "running")
     expect(agent_row(page, "bob")).to_be_visible()

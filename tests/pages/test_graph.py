@@ -29,7 +29,7 @@ from playwright.sync_api import Page, expect
 from tests.agent import fake_api as fake
 from tests.agent.conftest import CLAUDE, MODEL
 
-from .conftest import Hive, agent_row, node
+from .conftest import SHOTS, Hive, agent_row, node, settle
 
 RECORDER = """() => {
   const seen = window.__seen = { nodes: [], pulses: [], labels: [] };
@@ -286,3 +286,29 @@ def test_a_real_claude_turn_pulses_its_tool_calls_and_branches_a_sub_agent(
             "looking for the flaky test"
         )
         assert len(api.model_requests()) == 5
+
+
+def test_screenshot_graph_mid_traffic(hive: Hive, page: Page) -> None:
+    from .test_dashboard import Traffic
+
+    names = [f"w{i:02d}" for i in range(20)]
+    hive.spawn(*names)
+    expect(page.locator("#graph svg.graph [data-node^='w']")).to_have_count(20)
+    run_hook(hive, HOOKS[0])  # an operator's own session beside the hive
+    for i, name in enumerate(names[:3]):  # sub-agents at work
+        events = [
+            {"kind": "tool_use", "tool": "Task"},
+            {"kind": "subagent_start", "id": f"t{i}", "description": "look around"},
+            {"kind": "tool_use", "tool": "Grep", "subagent": f"t{i}"},
+        ]
+        hive.agent(name, "activity", events=events)
+    expect(node(page, "claude-5e1f0c2a")).to_have_count(1)
+    settle(page)  # every node has faded in
+    with Traffic(hive, names):
+        page.wait_for_function(
+            "() => document.querySelectorAll('#graph svg.graph-over circle.pulse[data-from]')"
+            ".length >= 4 && document.querySelectorAll('#graph svg.graph-over text.tool')"
+            ".length >= 4",
+            timeout=30_000,
+        )
+        page.locator("#graph-panel").screenshot(path=str(SHOTS / "graph-mid-traffic.png"))

@@ -119,7 +119,7 @@ export class CostPanel {
         }))),
         h("td", { class: "budget-cell" }, budgetBar(this.rowOf(a.agent)?.budget ?? a.budget))))));
     agentsBox.replaceChildren(listed.length ? table : h("div", { class: "muted empty" }, "no turns in 30 days"),
-      quiet ? h("div", { class: "muted quiet" }, `${quiet} agent${quiet === 1 ? "" : "s"} without turns in 30 days`) : null);
+      ...(quiet ? [h("div", { class: "muted quiet" }, `${quiet} agent${quiet === 1 ? "" : "s"} without turns in 30 days`)] : []));
     const threads = d.threads.slice(0, THREADS);
     threadsBox.replaceChildren(h("div", { class: "sub-h" }, "top threads, 7 d"),
       threads.length ? h("ol", { class: "threads" }, ...threads.map((t) => h("li", { "data-thread": t.thread },

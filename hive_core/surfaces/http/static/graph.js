@@ -406,8 +406,9 @@ export class Graph {
     for (const [id, l] of this.labels) {
       const p = (now - l.t0) / 1800;
       if (p >= 1 || !this.nodes.has(id)) { l.el.remove(); this.labels.delete(id); continue; }
+      // A sub-agent's label sits below its dot, so it does not cover its agent's own label.
       l.el.setAttribute("x", String(l.n.x + l.n.r + 4));
-      l.el.setAttribute("y", String(l.n.y - 3 - p * 6));
+      l.el.setAttribute("y", String(l.n.y + (l.n.kind === "sub" ? 10 : -3) - p * 6));
       l.el.style.opacity = String(1 - p * p);
       busy = true;
     }
@@ -435,15 +436,17 @@ export class Graph {
 
   placeAll() {
     const subs = new Map();
+    const many = new Map();
+    for (const n of this.nodes.values()) if (n.kind === "sub") many.set(n.parent, (many.get(n.parent) ?? 0) + 1);
     for (const n of this.nodes.values()) {
       if (n.kind !== "sub") continue;
       const p = this.nodes.get(n.parent);
       if (!p) continue;
       const i = subs.get(p) ?? 0;
       subs.set(p, i + 1);
-      // Fan out away from the hive.
+      // Fan out away from the hive, centred on the line hive -> agent.
       const base = Math.atan2(p.y - this.h / 2, p.x - this.w / 2);
-      const a = base + (i - 2.5) * 0.45;
+      const a = base + (i - (many.get(n.parent) - 1) / 2) * 0.5;
       n.x = p.x + Math.cos(a) * (p.r + 14);
       n.y = p.y + Math.sin(a) * (p.r + 14);
     }
