@@ -67,11 +67,14 @@ def command(
 
 
 def environment(base: Mapping[str, str], *, socket: str, token: str) -> dict[str, str]:
-    """The hive tools present from the first request (claude-code-fixtures/README.md)."""
+    """The hive tools present from the first request (claude-code-fixtures/README.md); no idle
+    bound on a call to an HTTP MCP server (Claude Code's default aborts a call silent for 300 s:
+    a `rebuild` may take 30 min; the server bounds each call itself)."""
     return {
         **base,
         "MCP_CONNECTION_NONBLOCKING": "0",
         "ENABLE_TOOL_SEARCH": "false",
+        "CLAUDE_CODE_MCP_TOOL_IDLE_TIMEOUT": "0",
         "HIVE_AGENT_SOCKET": socket,
         TURN_TOKEN_ENV: token,
     }

@@ -15,7 +15,13 @@ Rules kept here:
   `rate_limit_wait`, try again; a turn over `turn_timeout` is killed with its process group;
 - SIGTERM: no new turn; the running one gets `stop_grace` seconds, then is killed;
 - the event bus, the turn-stats file and the activity reports are best effort: none of them
-  ever blocks or fails a turn; activity goes in batches of at most 64 from a bounded buffer.
+  ever blocks or fails a turn; activity goes in batches of at most 64 from a bounded buffer;
+  `turn_start` and `turn_end` carry the ids of the messages that woke the turn (the daemon
+  charges the turn to their thread);
+- the hive's tools: by default one MCP endpoint for the harness's life (`mcp.HttpEndpoint`,
+  loopback HTTP behind a bearer token), named in the mcp-config file (0600: it holds the
+  token); calls still running when a claude run ends are cancelled; `--mcp stdio`: claude
+  starts `hive-core mcp` itself every turn.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from hive_wire.errors import WireError
 
 from . import bus as busmod
 from . import claude, stream
+from .mcp import HttpEndpoint
 from .options import AGENT_TOOLS, MANAGER_TOOLS, Options, options  # noqa: F401 (re-exported)
 from .prompt import REDELIVERED, lifecycle_only, wake_prompt  # noqa: F401 (re-exported)
 from .turn_stats import FILE as STATS_FILE
@@ -72,6 +79,10 @@ class Harness:
         self._turn_scope: trio.CancelScope | None = None
         self._state = ""
         self.nursery: trio.Nursery | None = None
+        self.endpoint: HttpEndpoint | None = None
+        if opts.mcp == "http":
+            fixed = (opts.env if opts.env is not None else os.environ).get("HIVE_MCP_CALL_TIMEOUT")
+            self.endpoint = HttpEndpoint(opts.socket, float(fixed) if fixed else None)
 
     # --- the daemon --------------------------------------------------------------------------
     async def call(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -105,6 +116,8 @@ class Harness:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.bus.run)
             nursery.start_soon(self.reporter.run)
+            if self.endpoint is not None:
+                await nursery.start(self.endpoint.run)
             self.nursery = nursery
             await self.call({"cmd": "requeue_inflight"})
             self.set_state("idle")
@@ -202,14 +215,15 @@ class Harness:
             )
         )
         prompt = wake_prompt(msgs, self.notes, unread)
+        ids = [int(m["id"]) for m in msgs][:32]
         compacted = False
         while True:
-            outcome = await self.attempt(prompt, wake_from)
+            outcome = await self.attempt(prompt, wake_from, ids)
             kind = outcome.result_kind
             if kind == "prompt_too_long" and not compacted and not self.stopping:
                 compacted = True
                 self.set_state("compacting")
-                await self.attempt("/compact", wake_from, resume=True)
+                await self.attempt("/compact", wake_from, ids, resume=True)
                 continue
             if kind == "rate_limited" and not self.stopping:
                 self.set_state("rate_limited")
@@ -232,7 +246,7 @@ class Harness:
         self.progress.unpark_all()
 
     async def attempt(
-        self, prompt: str, wake_from: str, resume: bool | None = None
+        self, prompt: str, wake_from: str, ids: list[int], resume: bool | None = None
     ) -> claude.Outcome:
         """One claude run: the bus gets its lines, the daemon its activity, the stats a row."""
         fresh, has_session = self._session_markers()
@@ -251,7 +265,7 @@ class Harness:
             token=self.token,
         )
         self.set_state("thinking")
-        self.reporter.add(stream.TurnStart())
+        self.reporter.add(stream.TurnStart(message_ids=ids or None))
         parser = stream.StreamParser()
         started = time.time()
         outcome = claude.Outcome(summary=parser.summary)
@@ -267,6 +281,8 @@ class Harness:
                 started=self._pid_file,
             )
         self._turn_scope = None
+        if self.endpoint is not None:
+            self.endpoint.cancel_calls()  # this turn's calls end with it
         _unlink(self.state / PID_FILE)
         ended = time.time()
         s = outcome.summary
@@ -289,6 +305,7 @@ class Harness:
                 usage=s.usage or {},
                 cost_usd=s.cost_usd,
                 model=s.model,
+                message_ids=ids or None,
             )
         )
         loose, reminders = await self._counts()
@@ -342,15 +359,23 @@ class Harness:
             log.warning("cannot write %s: %s", PID_FILE, e)
 
     def _mcp_config(self) -> str:
+        """The mcp-config file naming the server `hive` (0600: it may hold the token)."""
         path = self.state / MCP_CONFIG
-        server = {
-            "type": "stdio",
-            "command": self.opts.mcp_command[0],
-            "args": self.opts.mcp_command[1:],
-            "env": {"HIVE_AGENT_SOCKET": self.opts.socket},
-        }
+        server: dict[str, Any]
+        if self.endpoint is not None:
+            server = self.endpoint.server_config()
+        else:
+            server = {
+                "type": "stdio",
+                "command": self.opts.mcp_command[0],
+                "args": self.opts.mcp_command[1:],
+                "env": {"HIVE_AGENT_SOCKET": self.opts.socket},
+            }
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"mcpServers": {"hive": server}}, indent=2))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(fd, 0o600)  # an older file keeps its mode through O_TRUNC
+            f.write(json.dumps({"mcpServers": {"hive": server}}, indent=2))
         os.replace(tmp, path)
         return str(path)
 

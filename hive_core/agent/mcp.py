@@ -1,6 +1,11 @@
-"""`hive-core mcp`: the hive's tools for Claude Code, a stdio MCP server on the official `mcp`
-SDK (its low-level `Server`), run on trio through anyio, for the agent whose socket is
-`$HIVE_AGENT_SOCKET` (default `/run/hive/mcp.sock`).
+"""The hive's tools for Claude Code over MCP, on the official `mcp` SDK (its low-level `Server`),
+run on trio through anyio, for one agent's socket, two ways:
+- `hive-core mcp`: a stdio server for the agent whose socket is `$HIVE_AGENT_SOCKET` (default
+  `/run/hive/mcp.sock`), started per turn by Claude Code (and by any other MCP client);
+- `HttpEndpoint`: the harness's own server for its whole life, over the SDK's streamable HTTP
+  transport (stateless, JSON answers) served by hypercorn's trio worker on 127.0.0.1 (an
+  ephemeral port), behind a random bearer token; Claude Code reaches it by URL, so no turn
+  starts a server (and pays `import mcp`, about 0.7 s) before its first model request.
 
 Rules kept here:
 - the tools come from `tools.py` (the verb table); which set (agent, or agent + manager) is
@@ -15,15 +20,24 @@ Rules kept here:
 - connections are kept for the next call (one per concurrent call, a few kept idle); a kept
   connection the daemon closed meanwhile (it restarted) fails on write, before anything was
   sent, and the call is made once more on a fresh one;
-- start-up is paid once per turn: the SDK is imported only when serving.
+- the SDK (and hypercorn) is imported only when serving; the stdio server pays it per turn,
+  the HTTP endpoint once;
+- HTTP: every request without `Authorization: Bearer <token>` (compared in constant time) is
+  answered 401 before the SDK sees it; a client that is not on the loopback is refused 403
+  (the bind is 127.0.0.1 anyway); the SDK's DNS-rebinding check allows only loopback `Host`s;
+  `cancel_calls` cancels the calls still running when a turn ends (a `recv` left polling must
+  not pop the next turn's messages: a call cancelled before its answer was written pops nothing).
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 import os
+import secrets
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -37,6 +51,7 @@ from . import tools as toolsmod
 
 if TYPE_CHECKING:
     import mcp_types
+    from mcp.server.lowlevel import Server
 
 log = logging.getLogger("hive_core.agent.mcp")
 
@@ -47,6 +62,16 @@ SLOW = {"start": 600.0, "restart": 600.0, "rebuild": 1800.0, "kill": 120.0}
 WAIT_CAP = 180  # the daemon's cap on a long-poll
 KEEP_IDLE = 4
 WHOAMI_TIMEOUT = 5.0  # the role, asked once before the tool list
+HTTP_HOST = "127.0.0.1"
+HTTP_PATH = "/mcp"
+# Claude Code bounds each HTTP request to an MCP server (60 s unless the server's `timeout`, in
+# ms, says otherwise): the longest call this server may make, and a margin.
+HTTP_TIMEOUT_MS = int((max(SLOW.values()) + WAIT_CAP + 60) * 1000)
+INSTRUCTIONS = (
+    "The hive: messages between agents, the operator and the manager. Your turn was "
+    "woken by messages; `recv` drains more, `send` answers."
+)
+ENDED = "the turn this call belonged to has ended; the call was cancelled"
 
 
 class Unreachable(Exception):
@@ -153,6 +178,13 @@ class HiveTools:
         self.call_timeout = call_timeout
         self._tools: dict[str, toolsmod.Tool] | None = None
         self.role: str | None = None
+        self._running: set[trio.CancelScope] = set()
+
+    def cancel_calls(self) -> int:
+        """Cancel every call still running (each answers a tool error); how many."""
+        for scope in self._running:
+            scope.cancel()
+        return len(self._running)
 
     async def tools(self) -> dict[str, toolsmod.Tool]:
         if self._tools is None:
@@ -171,6 +203,17 @@ class HiveTools:
         self, name: str, arguments: Mapping[str, Any] | None
     ) -> tuple[str, dict[str, Any], bool]:
         """(text, structured result, is_error) of one tool call."""
+        with trio.CancelScope() as scope:
+            self._running.add(scope)
+            try:
+                return await self._call(name, arguments)
+            finally:
+                self._running.discard(scope)
+        return ENDED, {"error": ENDED, "code": "cancelled"}, True
+
+    async def _call(
+        self, name: str, arguments: Mapping[str, Any] | None
+    ) -> tuple[str, dict[str, Any], bool]:
         tool = (await self.tools()).get(name)
         if tool is None:
             return f"no such tool: {name}", {"error": f"no such tool: {name}"}, True
@@ -210,14 +253,10 @@ class HiveTools:
         return {"name": target, "role": "agent", "status": row}
 
 
-async def serve(path: str, call_timeout: float | None = None) -> None:
-    """Serve MCP on stdin/stdout until stdin closes."""
+def build_server(hive: HiveTools) -> Server[Any]:
+    """The SDK's server of the hive's tools (the same for stdio and HTTP)."""
     import mcp_types as types
     from mcp.server.lowlevel import Server
-    from mcp.server.stdio import stdio_server
-
-    link = HiveLink(path)
-    hive = HiveTools(link, call_timeout)
 
     async def list_tools(ctx: Any, params: Any) -> mcp_types.ListToolsResult:
         return types.ListToolsResult(
@@ -235,21 +274,152 @@ async def serve(path: str, call_timeout: float | None = None) -> None:
             is_error=is_error,
         )
 
-    server: Server[Any] = Server(
+    return Server(
         "hive",
         version="1",
-        instructions=(
-            "The hive: messages between agents, the operator and the manager. Your turn was "
-            "woken by messages; `recv` drains more, `send` answers."
-        ),
+        instructions=INSTRUCTIONS,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
+
+
+async def serve(path: str, call_timeout: float | None = None) -> None:
+    """Serve MCP on stdin/stdout until stdin closes."""
+    from mcp.server.stdio import stdio_server
+
+    link = HiveLink(path)
+    server = build_server(HiveTools(link, call_timeout))
     try:
         async with stdio_server() as (read, write):
             await server.run(read, write, server.create_initialization_options())
     finally:
         await link.aclose()
+
+
+# --- the harness's endpoint: streamable HTTP on the loopback -----------------------------------
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGI = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+async def _plain(send: Send, status: int, text: str, headers: list[tuple[bytes, bytes]]) -> None:
+    body = text.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _loopback(client: Any) -> bool:
+    try:
+        return ipaddress.ip_address(client[0]).is_loopback
+    except (TypeError, IndexError, ValueError):
+        return False
+
+
+def guard(token: str, inner: ASGI) -> ASGI:
+    """An ASGI app: loopback clients with the bearer token reach `inner` at `HTTP_PATH`;
+    lifespan events are answered here."""
+    expected = f"Bearer {token}".encode()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                event = await receive()
+                if event["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif event["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        if not _loopback(scope.get("client")):
+            await _plain(send, 403, "loopback clients only\n", [])
+            return
+        given = b""
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                given = value
+        if not hmac.compare_digest(given, expected):
+            await _plain(
+                send, 401, "unauthorized\n", [(b"www-authenticate", b'Bearer realm="hive"')]
+            )
+            return
+        if scope["path"] != HTTP_PATH:
+            await _plain(send, 404, "not found\n", [])
+            return
+        await inner(scope, receive, send)
+
+    return app
+
+
+class HttpEndpoint:
+    """The hive's tools over streamable HTTP for the harness's lifetime (see the top)."""
+
+    def __init__(self, socket: str, call_timeout: float | None = None) -> None:
+        self.link = HiveLink(socket)
+        self.hive = HiveTools(self.link, call_timeout)
+        self.token = secrets.token_urlsafe(32)
+        self.url: str | None = None
+
+    def server_config(self) -> dict[str, Any]:
+        """The `mcpServers` entry Claude Code connects with."""
+        assert self.url is not None, "not serving yet"
+        return {
+            "type": "http",
+            "url": self.url,
+            "headers": {"Authorization": f"Bearer {self.token}"},
+            "timeout": HTTP_TIMEOUT_MS,
+        }
+
+    def cancel_calls(self) -> int:
+        return self.hive.cancel_calls()
+
+    async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled; started with the endpoint's URL."""
+        from hypercorn.config import Config
+        from hypercorn.trio import serve as hypercorn_serve
+        from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+        from mcp.server.transport_security import TransportSecuritySettings
+
+        manager = StreamableHTTPSessionManager(
+            app=build_server(self.hive),
+            stateless=True,  # one turn's client after another: no session to keep or reap
+            json_response=True,
+            security_settings=TransportSecuritySettings(
+                enable_dns_rebinding_protection=True,
+                allowed_hosts=[f"{HTTP_HOST}:*", "localhost:*"],
+                allowed_origins=[f"http://{HTTP_HOST}:*", "http://localhost:*"],
+            ),
+        )
+        app = guard(self.token, manager.handle_request)  # type: ignore[arg-type]
+        config = Config()
+        config.bind = [f"{HTTP_HOST}:0"]
+        config.accesslog = None
+        config.errorlog = logging.getLogger("hive_core.agent.mcp.http")
+        config.graceful_timeout = 1.0
+        config.include_server_header = False
+
+        async def hypercorn(task_status: trio.TaskStatus[list[str]]) -> None:
+            await hypercorn_serve(app, config, task_status=task_status)  # type: ignore[arg-type]
+
+        try:
+            async with manager.run(), trio.open_nursery() as nursery:
+                binds: list[str] = await nursery.start(hypercorn)
+                self.url = binds[0].rstrip("/") + HTTP_PATH
+                log.info("MCP endpoint %s", self.url)
+                task_status.started(self.url)
+        finally:
+            await self.link.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:

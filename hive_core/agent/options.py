@@ -37,6 +37,7 @@ MANAGER_TOOLS = (
     "get_logs",
     "list_agents",
 )
+MCP_MODES = ("http", "stdio")
 
 
 @attrs.frozen(kw_only=True)
@@ -51,6 +52,7 @@ class Options:
     recv_wait: int = 30
     pause_poll: float = 2.0
     manager: bool = False
+    mcp: str = "http"  # http: the harness's own endpoint; stdio: `mcp_command` per turn
     mcp_command: list[str] = attrs.Factory(lambda: [sys.executable, "-m", "hive_core.agent.mcp"])
     env: dict[str, str] | None = None  # claude's base environment (default: ours)
 
@@ -83,6 +85,12 @@ def options(argv: Sequence[str] | None = None) -> Options:
     p.add_argument(
         "--stop-grace", type=float, help="seconds a running turn gets on SIGTERM (default 8)"
     )
+    p.add_argument(
+        "--mcp",
+        choices=MCP_MODES,
+        help="how claude reaches the hive's tools: http (the harness's own endpoint, started "
+        "once) or stdio (`hive-core mcp` started by claude each turn); default http",
+    )
     p.add_argument("--config", help="agent.toml whose [claude] table gives defaults")
     a = p.parse_args(argv)
     table: dict[str, Any] = {}
@@ -97,9 +105,12 @@ def options(argv: Sequence[str] | None = None) -> Options:
             "rate_limit_wait": a.rate_limit_wait or table.get("rate_limit_wait"),
             "turn_timeout": a.turn_timeout or table.get("turn_timeout"),
             "stop_grace": a.stop_grace,
+            "mcp": a.mcp or table.get("mcp"),
         }.items()
         if v is not None
     }
+    if picked.get("mcp", "http") not in MCP_MODES:
+        p.error(f"[claude] mcp: expected one of {', '.join(MCP_MODES)}")
     return Options(
         socket=a.socket,
         state_dir=Path(a.state_dir).absolute(),

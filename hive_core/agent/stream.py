@@ -45,6 +45,7 @@ class Activity:
 @attrs.frozen(kw_only=True)
 class TurnStart(Activity):
     kind: ClassVar[str] = "turn_start"
+    message_ids: list[int] | None = None  # the messages that woke the turn (at most 32)
 
 
 @attrs.frozen(kw_only=True)
@@ -83,6 +84,7 @@ class TurnEnd(Activity):
     usage: dict[str, int]
     cost_usd: float | None = None
     model: str | None = None
+    message_ids: list[int] | None = None  # the messages that woke the turn: its thread's cost
 
 
 @attrs.frozen(kw_only=True)

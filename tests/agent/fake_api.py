@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Iterator
@@ -83,6 +84,7 @@ class FakeAPI:
     def __init__(self) -> None:
         self.script: deque[Step] = deque()
         self.requests: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each request, as `requests`
         self.compactions = 0
         self.heads = 0
         self._cond = threading.Condition()
@@ -119,7 +121,9 @@ class FakeAPI:
         self._server.server_close()
 
     def _next(self, body: dict[str, Any]) -> Step | None:
+        arrived = time.monotonic()
         with self._cond:
+            self.arrivals.append(arrived)
             if is_compaction(body):
                 self.compactions += 1
                 self.requests.append(body)

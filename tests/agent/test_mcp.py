@@ -271,8 +271,9 @@ def test_reconnects_after_a_daemon_restart(daemon: Daemon) -> None:
 
 
 # --- the real Claude Code ------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["http", "stdio"])
 async def test_a_claude_turn_sends_with_the_hive_tool(
-    hive: Any, agent: Agent, fake_api: fake.FakeAPI
+    hive: Any, agent: Agent, fake_api: fake.FakeAPI, mode: str
 ) -> None:
     await ok(agent.host, {"cmd": "spawn", "name": "bob", "command": SLEEPER})
     bob = str(hive.paths.agent_socket("bob"))
@@ -280,7 +281,7 @@ async def test_a_claude_turn_sends_with_the_hive_tool(
         fake.tool("mcp__hive__send", {"to": "bob", "body": "hi bob, from claude"}),
         fake.text("sent it"),
     )
-    h = agent.harness()
+    h = agent.harness(mcp=mode)
     assert h.opts.mcp_command == MCP  # the real server
     async with trio.open_nursery() as nursery:
         await nursery.start(h.run)
@@ -304,4 +305,11 @@ async def test_a_claude_turn_sends_with_the_hive_tool(
     ((result),) = results
     assert json.loads(result["content"]) == {"id": got["messages"][0]["id"]}
     assert (await ok(agent.socket, {"cmd": "requeue_inflight"}))["requeued"] == 0
-    assert os.path.exists(agent.state / loop.MCP_CONFIG)
+    config = agent.state / loop.MCP_CONFIG
+    assert os.stat(config).st_mode & 0o777 == 0o600
+    server = json.loads(config.read_text())["mcpServers"]["hive"]
+    if mode == "http":
+        assert h.endpoint is not None and server == h.endpoint.server_config()
+        assert server["url"].startswith("http://127.0.0.1:")
+    else:
+        assert h.endpoint is None and server["command"] == MCP[0]

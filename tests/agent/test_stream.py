@@ -12,6 +12,7 @@ import pytest
 
 from hive_core.agent import claude
 from hive_core.agent.claude import LineSplitter, StreamParser
+from hive_core.agent.options import options as options_of
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "claude-code-fixtures"
 if not FIXTURES.is_dir():  # CI lays shared/ beside the clone
@@ -300,6 +301,19 @@ def test_command_line() -> None:
     env = claude.environment({"A": "1"}, socket="/run/a.sock", token="t")
     assert env["MCP_CONNECTION_NONBLOCKING"] == "0" and env["ENABLE_TOOL_SEARCH"] == "false"
     assert env["HIVE_AGENT_SOCKET"] == "/run/a.sock" and env["A"] == "1"
+    assert env["CLAUDE_CODE_MCP_TOOL_IDLE_TIMEOUT"] == "0"  # the server bounds its calls
+
+
+def test_the_mcp_option(tmp_path: Path) -> None:
+    assert options_of([]).mcp == "http"
+    assert options_of(["--mcp", "stdio"]).mcp == "stdio"
+    toml = tmp_path / "agent.toml"
+    toml.write_text('[claude]\nmcp = "stdio"\n')
+    assert options_of(["--config", str(toml)]).mcp == "stdio"
+    assert options_of(["--config", str(toml), "--mcp", "http"]).mcp == "http"
+    toml.write_text('[claude]\nmcp = "carrier-pigeon"\n')
+    with pytest.raises(SystemExit):
+        options_of(["--config", str(toml)])
 
 
 ALLOWED = {"trio", "attrs", "hive_wire", "__future__"}
@@ -323,7 +337,7 @@ def test_agent_modules_import_only_the_stdlib_trio_attrs_and_hive_wire(module: s
         else:
             continue
         for root in roots:
-            allowed = ALLOWED | ({"mcp", "mcp_types"} if module == "mcp" else set())
+            allowed = ALLOWED | ({"mcp", "mcp_types", "hypercorn"} if module == "mcp" else set())
             assert root in allowed or root in sys.stdlib_module_names, (module, root)
 
 
