@@ -23,6 +23,7 @@
             trio
             attrs
             cattrs
+            orjson
             click
             sqlite-utils
           ];

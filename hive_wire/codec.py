@@ -9,14 +9,25 @@ Rules kept here:
 - every other malformed line raises `BadJson` and the stream stays usable: invalid UTF-8, invalid
   JSON, a non-object, nesting deeper than `MAX_DEPTH`, integers longer than `MAX_INT_DIGITS`,
   `NaN`/`Infinity`, lone surrogates and NUL characters;
-- nothing here does I/O.
+- nothing here does I/O;
+- a C parser (orjson) reads a line first; whenever it refuses the line, or the line could be read
+  differently by it (an integer of 19 digits or more: orjson turns those past 64 bits into
+  floats), or the checks below could object (a `\\u0000` escape, more than 63 brackets), the
+  line goes through the stdlib decoder and the checks as before, so what is accepted and every
+  error message stay those of the stdlib path;
+- `encode_line` is the stdlib's compact, non-ASCII-preserving encoder; `encode_plain` gives the
+  same bytes through orjson for objects known to hold no float (orjson writes floats and NaN
+  differently), falling back to `encode_line` for anything orjson refuses.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
+
+import orjson
 
 from .errors import BadJson, LineTooLong
 
@@ -116,8 +127,20 @@ def _check_str(text: str) -> None:
         raise BadJson("lone surrogate in a string") from None
 
 
+# Lines the C parser may not take alone: a digit run that may be past 64 bits, a NUL escape.
+_SLOW = re.compile(rb"[0-9]{19}|\\u0000")
+
+
 def decode_line(line: bytes) -> dict[str, Any]:
     """One request or answer line to a JSON object, or `BadJson`."""
+    if _SLOW.search(line) is None and line.count(b"[") + line.count(b"{") < MAX_DEPTH:
+        try:
+            fast = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            pass  # the stdlib path below says what is wrong, in its words
+        else:
+            if type(fast) is dict:
+                return fast
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -140,3 +163,16 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built 
 def encode_line(obj: dict[str, Any]) -> bytes:
     """A JSON object to one line; keys keep their insertion order."""
     return _ENCODER.encode(obj).encode("utf-8") + b"\n"
+
+
+_PLAIN = orjson.OPT_APPEND_NEWLINE
+
+
+def encode_plain(obj: dict[str, Any]) -> bytes:
+    """`encode_line` for an object that holds no float anywhere (the caller knows it from the
+    types): the same bytes, through orjson. Anything orjson refuses (an integer past 64 bits, a
+    lone surrogate, a key that is not a string) goes the stdlib way, with its result or error."""
+    try:
+        return orjson.dumps(obj, option=_PLAIN)
+    except TypeError:  # orjson.JSONEncodeError
+        return encode_line(obj)

@@ -335,7 +335,7 @@ let
   systems = [ "x86_64-linux" "aarch64-linux" ];
   python3Packages = {
     buildPythonApplication = a: a // { type = "derivation"; outPath = "@STORE@hive-core"; };
-  } // lib.genAttrs [ "setuptools" "trio" "attrs" "cattrs" "click" "sqlite-utils" ] drv;
+  } // lib.genAttrs [ "setuptools" "trio" "attrs" "cattrs" "orjson" "click" "sqlite-utils" ] drv;
   nixpkgs = {
     inherit lib;
     legacyPackages = lib.genAttrs systems (system: { inherit python3Packages; });

@@ -39,11 +39,18 @@ import trio
 from hive_core.services.answers import Feed, Handler, Undoable
 from hive_core.surfaces.sockets.bind import BACKLOG, bind, unlink_socket
 from hive_core.surfaces.sockets.peer import is_admin, peer_cred
-from hive_wire.codec import LineBuffer, decode_line, encode_line
-from hive_wire.convert import decode_request, error_envelope, ok_envelope
+from hive_wire.codec import LineBuffer, decode_line, encode_line, encode_plain
+from hive_wire.convert import (
+    decode_request,
+    encode_answer,
+    error_envelope,
+    float_free,
+    ok_envelope,
+)
 from hive_wire.errors import Forbidden, Internal, Limit, WireError
 
 log = logging.getLogger(__name__)
+
 
 @attrs.frozen
 class Surface:
@@ -55,8 +62,12 @@ class Surface:
 
 class SocketServer:
     def __init__(
-        self, line_limit: int, admin_group: str, max_connections: int = 2048,
-        read_deadline: float = 30.0, max_connections_per_agent: int = 64,
+        self,
+        line_limit: int,
+        admin_group: str,
+        max_connections: int = 2048,
+        read_deadline: float = 30.0,
+        max_connections_per_agent: int = 64,
     ) -> None:
         self.line_limit = line_limit
         self.admin_group = admin_group
@@ -80,8 +91,9 @@ class SocketServer:
             caps = [self.max_connections, self.max_connections_per_agent]
         for pool, cap in zip(pools, caps, strict=True):
             if self._open[pool] > cap:
-                log.warning("connection refused: %d open in %s (cap %d)", self._open[pool] - 1,
-                            pool, cap)
+                log.warning(
+                    "connection refused: %d open in %s (cap %d)", self._open[pool] - 1, pool, cap
+                )
                 return Limit(f"too many connections ({cap}); try again later")
         return None
 
@@ -93,7 +105,11 @@ class SocketServer:
 
     # --- binding --------------------------------------------------------------------------
     async def listen(
-        self, nursery: trio.Nursery, path: Path, surface: Surface, mode: int = 0o660,
+        self,
+        nursery: trio.Nursery,
+        path: Path,
+        surface: Surface,
+        mode: int = 0o660,
         group: int | None = None,
     ) -> None:
         """Bind `path` and serve it in `nursery` until `close(path)`."""
@@ -111,7 +127,10 @@ class SocketServer:
             self.close(path)
 
     async def _serve(
-        self, sock: trio.socket.SocketType, path: Path, surface: Surface,
+        self,
+        sock: trio.socket.SocketType,
+        path: Path,
+        surface: Surface,
         task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         # Accepting drains the whole listen queue in one go (a burst of connects must not wait
@@ -145,8 +164,9 @@ class SocketServer:
             sock.close()
 
     # --- one connection ---------------------------------------------------------------------
-    async def _connection(self, stream: trio.SocketStream, surface: Surface,
-                          refused: Limit | None) -> None:
+    async def _connection(
+        self, stream: trio.SocketStream, surface: Surface, refused: Limit | None
+    ) -> None:
         """One accepted connection (already counted; `refused` if past a cap)."""
         cred = peer_cred(stream.socket)
         log.debug("connect role=%s caller=%s peer=%s", surface.role, surface.caller, cred)
@@ -156,8 +176,10 @@ class SocketServer:
                 return
             if surface.role == "host" and not is_admin(cred, self.admin_group):
                 log.warning("refused peer on host socket peer=%s", cred)
-                err = Forbidden("permission denied: the host socket is for root and the "
-                                f"{self.admin_group} group")
+                err = Forbidden(
+                    "permission denied: the host socket is for root and the "
+                    f"{self.admin_group} group"
+                )
                 await stream.send_all(encode_line(error_envelope(err)))
                 return
             await self._requests(stream, surface)
@@ -183,8 +205,11 @@ class SocketServer:
                 with trio.move_on_at(line_deadline) as waited:
                     data = await _receive(stream.socket)
                 if waited.cancelled_caught:
-                    log.info("dropped a client that left a line unfinished for %.0f s role=%s",
-                             self.read_deadline, surface.role)
+                    log.info(
+                        "dropped a client that left a line unfinished for %.0f s role=%s",
+                        self.read_deadline,
+                        surface.role,
+                    )
                     return
             if not data:
                 return
@@ -202,7 +227,7 @@ class SocketServer:
                     return
                 if isinstance(answer, Undoable):
                     try:
-                        await _send(stream.socket, encode_line(ok_envelope(answer.result)))
+                        await _send(stream.socket, encode_answer(answer.result))
                     except BaseException:  # hung up, or cancelled mid-line: nobody has it
                         with trio.CancelScope(shield=True):
                             await answer.undo()
@@ -211,10 +236,14 @@ class SocketServer:
                         try:
                             await answer.done()
                         except WireError as e:  # answered already; the rows stay in flight
-                            log.warning("after answering role=%s caller=%s: %s", surface.role,
-                                        surface.caller, e)
+                            log.warning(
+                                "after answering role=%s caller=%s: %s",
+                                surface.role,
+                                surface.caller,
+                                e,
+                            )
                     continue
-                await _send(stream.socket, encode_line(answer))
+                await _send(stream.socket, answer)
             if buf.overflow is not None:
                 await stream.send_all(encode_line(error_envelope(buf.overflow)))
                 return
@@ -225,8 +254,9 @@ class SocketServer:
 
     async def _answer(
         self, surface: Surface, line: bytes, sock: trio.socket.SocketType
-    ) -> dict[str, Any] | Feed | Undoable | None:
-        """The answer to one request line; None if the client hung up during a long-poll."""
+    ) -> bytes | Feed | Undoable | None:
+        """The answer to one request line (encoded); None if the client hung up during a
+        long-poll."""
         cmd = "?"
         try:
             cmd, request = decode_request(decode_line(line), surface.handlers)
@@ -240,13 +270,16 @@ class SocketServer:
                 result = await handler(surface.hive, surface.caller, request)
             if isinstance(result, Feed | Undoable):
                 return result
-            return ok_envelope(result)
+            envelope = ok_envelope(result)
         except WireError as e:
             log.debug("refused cmd=%s caller=%s code=%s error=%s", cmd, surface.caller, e.code, e)
-            return error_envelope(e)
+            return encode_line(error_envelope(e))
         except Exception:
             log.exception("internal error cmd=%s caller=%s", cmd, surface.caller)
-            return error_envelope(Internal("internal error; the daemon log has the details"))
+            err = Internal("internal error; the daemon log has the details")
+            return encode_line(error_envelope(err))
+        # Outside the try, as always: a line that cannot be encoded fails the connection.
+        return encode_plain(envelope) if float_free(result) else encode_line(envelope)
 
     async def _feed(self, stream: trio.SocketStream, feed: Feed) -> None:
         async def hangup(cancel: trio.CancelScope) -> None:
@@ -287,9 +320,7 @@ def _pools(surface: Surface) -> list[str]:
     return ["agents", f"{surface.role}:{surface.caller}"]
 
 
-async def _unless_hung_up(
-    sock: trio.socket.SocketType, handler: Handler, *args: Any
-) -> Any | None:
+async def _unless_hung_up(sock: trio.socket.SocketType, handler: Handler, *args: Any) -> Any | None:
     """Run a long-polling verb while watching its connection: a client that closes it before
     the answer (killed, or given up) must not have a message popped for it, which would only be
     put back after newer ones were served, or acked by a bare `ack_turn` meanwhile. None if it
