@@ -1,3 +1,3 @@
-from hive_core.surfaces.cli.main import main
+from hive_core.entry import main
 
 main()

@@ -8,7 +8,8 @@ Rules kept here:
   seconds after the process started (python's start-up counts), and an interval timer ends the
   process at `HARD_STOP` if anything else hangs;
 - it imports only json, os, select, signal, socket, sys, time and zlib: it runs on every tool call;
-- mapping: `SessionStart` -> `turn_start`; `PreToolUse` -> `tool_use {tool}` (the `Task`/`Agent`
+- mapping: `SessionStart` and `UserPromptSubmit` (each prompt of an interactive session is a
+  turn) -> `turn_start`; `PreToolUse` -> `tool_use {tool}` (the `Task`/`Agent`
   tool also `subagent_start {id, description}`, the id being the tool call's `tool_use_id`);
   `PostToolUse`/`PostToolUseFailure` of that tool -> `subagent_end {id, ok}` under the same id
   (so the graph closes the sub-agent it opened); `SubagentStop` -> `subagent_end {id: agent_id,
@@ -81,7 +82,7 @@ def events(hook: Any) -> list[dict[str, Any]]:
     name = hook.get("hook_event_name")
     tool = hook.get("tool_name")
     tool = tool if isinstance(tool, str) and tool else None
-    if name == "SessionStart":
+    if name in ("SessionStart", "UserPromptSubmit"):
         return [{"kind": "turn_start"}]
     if name == "PreToolUse" and tool:
         out: list[dict[str, Any]] = [{"kind": "tool_use", "tool": tool}]

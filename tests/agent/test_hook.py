@@ -19,6 +19,11 @@ from hive_core.agent import hook
 from hive_wire.client import Connection
 
 HOOK = [sys.executable, "-m", "hive_core.agent.hook"]
+ENTRY = [
+    sys.executable,
+    "-c",
+    "import sys; sys.argv[1:] = ['hook']; import hive_core.entry as e; e.main()",
+]
 SESSION = "5e1f0c2a-9b7d-4c1e-8f3a-0d2b6c4e8a11"
 BASE = {
     "session_id": SESSION,
@@ -83,7 +88,8 @@ TURN_END = {"kind": "turn_end", "ok": True, "result_kind": "ok", "duration_ms": 
         ),
         (SUBAGENT_STOP, [{"kind": "subagent_end", "id": "a1b2c3d4", "ok": True}]),
         (STOP, [TURN_END]),
-        (PROMPT, []),
+        (PROMPT, [{"kind": "turn_start"}]),  # each prompt of a session is a turn
+        ({**BASE, "hook_event_name": "Notification", "message": "waiting"}, []),
         ({**PRE_BASH, "hook_event_name": "PostToolUse"}, []),
         ({"hook_event_name": "PreToolUse"}, []),
         ([1, 2], []),
@@ -151,8 +157,9 @@ async def test_events_reach_the_host_socket(host: str) -> None:
             capture_stderr=True,
         )
         assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+    # the console script's way in (`hive-core hook`: hive_core.entry)
     await trio.run_process(
-        HOOK, stdin=json.dumps(PRE_BASH).encode(), env={**env, "HIVE_HOOK_LABEL": "laptop"}
+        ENTRY, stdin=json.dumps(PRE_BASH).encode(), env={**env, "HIVE_HOOK_LABEL": "laptop"}
     )
     got: list[tuple[str, dict[str, Any]]] = []
     with trio.fail_after(10):
@@ -225,3 +232,26 @@ def test_the_hook_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_console_script_goes_straight_to_the_hook() -> None:
+    """`hive-core hook` (hive_core.entry, the `[project.scripts]` entry) imports no click and
+    no command module; any other command is the click command line."""
+    code = (
+        "import sys; sys.argv[1:] = ['hook']; sys.stdin = open('/dev/null');"
+        "from hive_core.agent import hook;"
+        "hook.main = lambda: print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('click', 'trio', 'attrs', 'cattrs', 'hive_wire') or m.startswith('hive_core.surfaces')),"
+        " flush=True);"
+        "from hive_core.entry import main; main()"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    version = subprocess.run(
+        [sys.executable, "-m", "hive_core", "--version"], capture_output=True, text=True, check=True
+    )
+    assert "version 0.1" in version.stdout
+    helped = subprocess.run(
+        [sys.executable, "-m", "hive_core", "hook", "--help"], capture_output=True, text=True
+    )
+    assert helped.returncode == 0 and "Claude Code hook" in helped.stdout

@@ -5,8 +5,9 @@ flag of `hive-core spawn`.
 Rules kept here:
 - each command hands its arguments to the agent-side module that owns it (`hive_core.agent.mcp`,
   `.hook`, `.loop`), so `python -m hive_core.agent.X` is the same command without click's
-  start-up (the harness starts `python -m hive_core.agent.mcp` on every
-  turn; docs/agent.md gives `python -m hive_core.agent.hook` as the hook command);
+  start-up (`hive-core agent run --mcp stdio` has claude start `python -m hive_core.agent.mcp`
+  every turn); `hive-core hook` itself never gets here: the console script
+  (`hive_core.entry`) hands it to the hook before click is imported;
 - `spawn NAME --claude [-- OPTIONS...]` spawns an agent whose command is this Python running
   `hive-core agent run OPTIONS...`.
 """
@@ -38,8 +39,7 @@ def mcp() -> None:
 def hook(ignored: tuple[str, ...]) -> None:
     """A Claude Code hook: its JSON (stdin) to the host socket.
 
-    Forwarded as `activity`; always exits 0, within 200 ms (`python -m hive_core.agent.hook`
-    starts faster: docs/agent.md).
+    Forwarded as `activity`; always exits 0, within 200 ms (docs/agent.md).
     """
     from hive_core.agent import hook as hookmod
 
@@ -52,7 +52,7 @@ def run(args: tuple[str, ...]) -> None:
     """Run the agent's Claude turn loop: one turn per message.
 
     ARGS (docs/agent.md): --socket, --state-dir, --claude-command, --model, --rate-limit-wait,
-    --turn-timeout, --stop-grace, --config.
+    --turn-timeout, --stop-grace, --mcp http|stdio, --config.
     """
     from hive_core.agent import loop
 
