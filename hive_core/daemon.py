@@ -132,7 +132,6 @@ async def _start(
                           for r in await lifecycle.rows()})
     await _start_dashboard(hive, nursery)
     pending = await broker.pending_total()
-    sdnotify.notify("READY=1", f"STATUS={len(rows)} agents, {pending} messages pending")
     nursery.start_soon(maintenance.run, hive)
     for task in hive.tasks():
         nursery.start_soon(task)
@@ -143,6 +142,8 @@ async def _start(
         "ready host_socket=%s state_dir=%s agents=%d pending=%d backend=%s",
         paths.host_socket, paths.state, len(rows), pending, backend.kind,
     )
+    # Last: whoever waits for READY=1 finds every socket, task and the log line there.
+    sdnotify.notify("READY=1", f"STATUS={len(rows)} agents, {pending} messages pending")
     return hive, server
 
 

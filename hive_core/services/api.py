@@ -369,11 +369,13 @@ async def costs(hive: Hive, caller: str, req: rq.Costs) -> rs.Costs:
     got = await hive.costs.report(req.agent, req.since, req.by_thread)
     agents = []
     for a in got["agents"]:
-        windows = {k: _usage(a[k]) for k in ("last_24h", "last_7d", "last_30d")}
         b = a["budget"]
         agents.append(rs.AgentCost(
-            **{k: v for k, v in a.items() if k not in windows and k != "budget"}, **windows,
-            budget=rs.Budget(**b) if b else None))
+            agent=a["agent"], turns=a["turns"], input_tokens=a["input_tokens"],
+            output_tokens=a["output_tokens"], cache_read_tokens=a["cache_read_tokens"],
+            cache_creation_tokens=a["cache_creation_tokens"], cost_usd=a["cost_usd"],
+            last_24h=_usage(a["last_24h"]), last_7d=_usage(a["last_7d"]),
+            last_30d=_usage(a["last_30d"]), budget=rs.Budget(**b) if b else None))
     threads = got.get("threads")
     return rs.Costs(agents=agents,
                     threads=None if threads is None else [rs.ThreadCost(**t) for t in threads])

@@ -21,17 +21,15 @@ from __future__ import annotations
 import logging
 import signal
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import trio
 
 from hive_core.services.broker import MANAGER, OPERATOR
+from hive_core.services.lifecycle_parts import LifecycleParts
 from hive_core.store import agents as agents_sql
 from hive_wire import events as ev
-
-if TYPE_CHECKING:
-    from hive_core.services.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +54,7 @@ def exit_status(code: int) -> str:
 
 
 class Crashes:
-    def __init__(self, lifecycle: Lifecycle, policy: RestartPolicy | None) -> None:
+    def __init__(self, lifecycle: LifecycleParts, policy: RestartPolicy | None) -> None:
         self.lc = lifecycle
         self.policy = policy
         self.seen_running: set[str] | None = None  # the last scan's running set

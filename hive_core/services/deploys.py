@@ -13,22 +13,20 @@ Rules kept here:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
 from hive_core.services.approvals import NotNow
+from hive_core.services.lifecycle_parts import LifecycleParts
 from hive_core.store import agents as agents_sql
 from hive_wire.errors import BadRequest
-
-if TYPE_CHECKING:
-    from hive_core.services.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
 
 
 class Deploys:
-    def __init__(self, lifecycle: Lifecycle) -> None:
+    def __init__(self, lifecycle: LifecycleParts) -> None:
         self.lc = lifecycle
 
     async def propose(self, agent: str, commit_ref: str, by: str, description: str | None) -> int:

@@ -14,23 +14,21 @@ Rules kept here:
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hive_core.clock import rfc3339
 from hive_core.services.broker import MANAGER
+from hive_core.services.lifecycle_parts import LifecycleParts
 from hive_core.store import agents as agents_sql
 from hive_wire import events as ev
 from hive_wire.errors import Unavailable
 from hive_wire.responses import AgentStatusRow
 
-if TYPE_CHECKING:
-    from hive_core.services.lifecycle import Lifecycle
-
 PAUSED_MARKER = "paused"
 
 
 class StatusRows:
-    def __init__(self, lifecycle: Lifecycle) -> None:
+    def __init__(self, lifecycle: LifecycleParts) -> None:
         self.lc = lifecycle
 
     def paused(self, name: str) -> bool:

@@ -39,9 +39,15 @@ class Sums(NamedTuple):
     cache_creation_tokens: int = 0
     cost_usd: float = 0.0
 
-    def __add__(self, other: object) -> Sums:  # type: ignore[override]
-        assert isinstance(other, Sums)
-        return Sums(*(a + b for a, b in zip(self, other, strict=True)))
+    def plus(self, other: Sums) -> Sums:
+        return Sums(
+            self.turns + other.turns,
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_creation_tokens + other.cache_creation_tokens,
+            self.cost_usd + other.cost_usd,
+        )
 
     @property
     def tokens(self) -> int:
@@ -141,7 +147,7 @@ _SUM_DAYS = (
 def _collect(out: dict[str, Sums], rows: list[tuple[object, ...]]) -> None:
     for agent, *nums in rows:
         s = Sums(*(n or 0 for n in nums))  # type: ignore[arg-type]
-        out[str(agent)] = out.get(str(agent), Sums()) + s
+        out[str(agent)] = out.get(str(agent), Sums()).plus(s)
 
 
 def _only(agent: str | None) -> tuple[str, tuple[str, ...]]:
