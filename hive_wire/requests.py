@@ -34,7 +34,9 @@ class List:
 
 @attrs.frozen(kw_only=True)
 class AgentStatus:
-    pass
+    # hive-core: also answer the manager's queue (hyperhive's clients never ask, and get
+    # hyperhive's exact answer).
+    with_manager: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -63,7 +63,7 @@ class ManagerStatus:
 @attrs.frozen(kw_only=True)
 class AgentStatuses:
     agent_statuses: list[AgentStatusRow]
-    manager: ManagerStatus | None = None  # hive-core: in `agent_status` answers, not the feed
+    manager: ManagerStatus | None = None  # hive-core: asked for with `with_manager`
 
 
 @attrs.frozen(kw_only=True)

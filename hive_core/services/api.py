@@ -120,8 +120,11 @@ def _status_row(row: dict[str, Any], costs: dict[str, Any] | None = None) -> rs.
 async def agent_status(hive: Hive, caller: str, req: rq.AgentStatus) -> rs.AgentStatuses:
     rows = await hive.lifecycle.rows()
     costs = await hive.costs.row_keys()
+    manager = None
+    if req.with_manager:
+        manager = rs.ManagerStatus(**await hive.lifecycle.manager_status())
     return rs.AgentStatuses(agent_statuses=[_status_row(r, costs.get(r["name"])) for r in rows],
-                            manager=rs.ManagerStatus(**await hive.lifecycle.manager_status()))
+                            manager=manager)
 
 
 async def subscribe_agent_status(hive: Hive, caller: str,

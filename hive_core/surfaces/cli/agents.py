@@ -80,8 +80,9 @@ def register(main: click.Group) -> None:
         """List the agents."""
 
     @verb_command(main, "status", "agent_status", _status_human)
-    def status() -> None:
+    def status() -> dict[str, Any]:
         """Show one status row per agent, and the manager's queue."""
+        return {"with_manager": True}
 
     @verb_command(main, "spawn", "spawn", "spawned {name}")
     @click.argument("name")

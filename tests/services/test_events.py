@@ -15,8 +15,7 @@ import trio
 
 from hive_core.app import Hive
 from hive_wire.client import Connection
-
-from .helpers import agent_sock, call, ok, send, spawn_idle
+from tests.helpers import agent_sock, call, ok, send, spawn_idle
 
 MESSAGE_KINDS = ("sent", "delivered", "acked", "requeued")
 

@@ -23,8 +23,7 @@ from trio.testing import MockClock, wait_all_tasks_blocked
 from hive_core.app import Hive
 from hive_core.daemon import serve
 from hive_wire.client import Connection
-
-from .helpers import Daemon, agent_sock, make_config, ok, refused, send, spawn_idle
+from tests.helpers import Daemon, agent_sock, make_config, ok, refused, send, spawn_idle
 
 LEASE = 60  # seconds; the maintenance sweep then runs every LEASE / 4 = 15 s
 SWEEP = LEASE / 4

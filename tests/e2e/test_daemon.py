@@ -15,9 +15,8 @@ import trio
 from hive_core.app import Hive
 from hive_core.daemon import serve
 from hive_wire.errors import Forbidden
-
-from .helpers import SLEEPER, Daemon, call, make_config, spawn_idle
-from .procs import agent_pids
+from tests.helpers import SLEEPER, Daemon, call, make_config, spawn_idle
+from tests.procs import agent_pids
 
 
 def test_ready_status_and_watchdog_reach_systemd(dirs: Path) -> None:

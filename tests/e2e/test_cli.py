@@ -33,11 +33,10 @@ from click.testing import CliRunner
 from hive_core.surfaces.cli.main import main
 from hive_wire.blocking import BlockingConnection, call_sync
 from hive_wire.errors import LineTooLong, NotFound
+from tests.helpers import SLEEPER, Daemon
+from tests.procs import agent_pids, alive
 
-from .helpers import SLEEPER, Daemon
-from .procs import agent_pids, alive
-
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 HIVE_CORE = str(Path(sys.executable).parent / "hive-core")
 TIMEOUT = 30.0  # every subprocess and every poll is bounded by this
 NOBODY = 65534

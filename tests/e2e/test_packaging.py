@@ -34,10 +34,10 @@ from hive_core.config import Config
 from hive_core.surfaces.cli import systemd_unit
 from hive_core.surfaces.cli.systemd_unit import default_executable, render
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / "nix" / "module.nix"
 FLAKE = REPO / "flake.nix"
-FAKE_BIN = Path(__file__).parent / "fake_bin"
+FAKE_BIN = Path(__file__).resolve().parents[1] / "fake_bin"
 STORE = "/nix/store/00000000000000000000000000000000-"
 
 # --- reading unit files ------------------------------------------------------------------------

@@ -15,8 +15,7 @@ import trio.testing
 from hive_core.app import Hive
 from hive_core.daemon import serve
 from hive_wire.client import Connection
-
-from .helpers import agent_sock, call, make_config, spawn_idle
+from tests.helpers import agent_sock, call, make_config, spawn_idle
 
 
 def open_fds() -> int:

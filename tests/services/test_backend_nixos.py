@@ -20,7 +20,7 @@ from hive_core.backends.process import AgentSpec, Backend
 from hive_core.paths import Paths
 from hive_wire.errors import BadRequest, Conflict, NotFound, Unavailable
 
-FAKE_BIN = Path(__file__).parent / "fake_bin"
+FAKE_BIN = Path(__file__).resolve().parents[1] / "fake_bin"
 NC = "nixos-container"
 
 

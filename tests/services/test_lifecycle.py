@@ -15,9 +15,8 @@ import trio
 from hive_core.app import Hive
 from hive_core.daemon import serve
 from hive_wire.client import Connection
-
-from .helpers import SLEEPER, make_config, ok, refused, spawn_idle
-from .procs import agent_pids
+from tests.helpers import SLEEPER, make_config, ok, refused, spawn_idle
+from tests.procs import agent_pids
 
 
 async def row(host: str, name: str) -> dict[str, Any]:
@@ -168,8 +167,7 @@ async def test_logs_of_a_process_agent(hive: Hive, host: str) -> None:
 
 async def test_stopped_agent_stays_stopped_across_restart(dirs: Path) -> None:
     from hive_core.daemon import serve
-
-    from .helpers import make_config
+    from tests.helpers import make_config
 
     cfg = make_config(dirs)
     async with trio.open_nursery() as nursery:

@@ -42,8 +42,7 @@ from hive_wire.blocking import call_sync
 from hive_wire.codec import LineBuffer
 from hive_wire.errors import CODES
 from hive_wire.requests import VERBS
-
-from .helpers import SLEEPER, Daemon, agent_sock, call, make_config, refused, spawn_idle
+from tests.helpers import SLEEPER, Daemon, agent_sock, call, make_config, refused, spawn_idle
 
 TIMEOUT = 20
 SERVED = {"host": TABLES["host"], "manager": TABLES["manager"], "agent": TABLES["agent"]}

@@ -30,9 +30,8 @@ from hive_core.app import Hive
 from hive_core.surfaces.cli.systemd_unit import render
 from hive_wire.blocking import call_sync
 from hive_wire.client import Connection
-
-from .helpers import SLEEPER, Daemon, agent_sock, call, make_config, spawn_idle
-from .test_cli import HIVE_CORE, REPO, cli, client_env, env, ok, running  # noqa: F401 - fixtures
+from tests.e2e.test_cli import HIVE_CORE, REPO, cli, client_env, env, ok, running  # noqa: F401 - fixtures
+from tests.helpers import SLEEPER, Daemon, agent_sock, call, make_config, spawn_idle
 
 SH_EXIT_3 = ["sh", "-c", "exit 3"]
 
@@ -403,7 +402,7 @@ async def test_a_manager_crash_is_reported_to_the_operator(dirs: Path) -> None:
         got = await call(host, {"cmd": "inbox", "wait_seconds": 30})
         (note,) = [json.loads(m["body"]) for m in got["messages"]]
         assert note == {"event": "container_crash", "agent": "manager", "note": "exit code 7"}
-        status = await call(host, {"cmd": "agent_status"})
+        status = await call(host, {"cmd": "agent_status", "with_manager": True})
         assert status["manager"] == {"running": False, "unread": 0, "exit_status": "exit code 7"}
         h.shutdown()
 

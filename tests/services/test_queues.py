@@ -12,8 +12,7 @@ import trio
 
 from hive_core.app import Hive
 from hive_core.daemon import serve
-
-from .helpers import agent_sock, make_config, ok, refused, spawn_idle
+from tests.helpers import agent_sock, make_config, ok, refused, spawn_idle
 
 
 async def helper_events(path: str) -> list[dict[str, Any]]:

@@ -16,8 +16,7 @@ from hive_core.clock import now, rfc3339
 from hive_core.config_repos.agent_toml import parse_config
 from hive_wire.client import Connection
 from hive_wire.errors import BadRequest
-
-from .helpers import agent_sock, ok, refused, send, spawn_idle
+from tests.helpers import agent_sock, ok, refused, send, spawn_idle
 
 
 @pytest.fixture

@@ -42,9 +42,8 @@ from hive_core.app import Hive
 from hive_core.daemon import serve
 from hive_wire.blocking import call_sync
 from hive_wire.errors import Conflict
-
-from .helpers import SLEEPER, Daemon, agent_sock, call, make_config, spawn_idle
-from .procs import agent_pids
+from tests.helpers import SLEEPER, Daemon, agent_sock, call, make_config, spawn_idle
+from tests.procs import agent_pids
 
 TIMEOUT = 20
 NOBODY = 65534

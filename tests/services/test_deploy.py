@@ -15,8 +15,7 @@ import trio
 import trio.testing
 
 from hive_core.app import Hive
-
-from .helpers import call, ok
+from tests.helpers import call, ok
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "manager", "GIT_AUTHOR_EMAIL": "m@hive",
            "GIT_COMMITTER_NAME": "manager", "GIT_COMMITTER_EMAIL": "m@hive", "HOME": "/tmp",

@@ -19,9 +19,8 @@ from hive_core.app import Hive
 from hive_core.surfaces.sockets import TABLES
 from hive_wire.client import Connection
 from hive_wire.errors import CODES
-
-from .helpers import agent_sock, call, spawn_idle
-from .test_wire import HYPERHIVE_REQUESTS
+from tests.helpers import agent_sock, call, spawn_idle
+from tests.surfaces.sockets.test_wire import HYPERHIVE_REQUESTS
 
 TIMEOUT = 20
 

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 from hive_core.app import Hive
-
-from .helpers import agent_sock, call, spawn_idle
+from tests.helpers import agent_sock, call, spawn_idle
 
 
 async def test_send_recv_ack_through_sockets(hive: Hive, host: str) -> None:

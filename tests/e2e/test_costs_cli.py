@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from hive_wire.blocking import call_sync
-
-from .helpers import SLEEPER, Daemon
+from tests.helpers import SLEEPER, Daemon
 
 HIVE_CORE = str(Path(sys.executable).parent / "hive-core")
 
