@@ -61,6 +61,8 @@ class Crashes:
         self._history: dict[str, deque[float]] = {}
         self._exited: dict[str, trio.Event] = {}  # spawns waiting for their start to settle
         self._nursery: trio.Nursery | None = None
+        self.scans = 0  # completed scans of the crash watcher
+        self._scan_waiters: list[tuple[int, trio.Event]] = []
 
     # --- what the actions tell us ----------------------------------------------------------
     async def settle(self, name: str) -> None:
@@ -195,4 +197,15 @@ class Crashes:
                         await self.crashed(name, "gone at the crash watcher's scan")
             except Exception:
                 log.exception("crash watcher scan failed")
+            self.scans += 1
+            for _, event in [w for w in self._scan_waiters if w[0] <= self.scans]:
+                event.set()
+            self._scan_waiters = [w for w in self._scan_waiters if w[0] > self.scans]
             await trio.sleep(interval)
+
+    async def scanned(self, count: int = 1) -> None:
+        """Wait until the watcher has completed `count` more scans (tests and tools wait on
+        this instead of on time)."""
+        event = trio.Event()
+        self._scan_waiters.append((self.scans + count, event))
+        await event.wait()

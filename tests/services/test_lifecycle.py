@@ -219,10 +219,13 @@ class TestCrashWatcher:
         self, hive: Hive, host: str, manager: str
     ) -> None:
         await spawn_idle(hive, "alice", "bob")
-        await trio.sleep(0.1)  # five scans: the watcher has seen both running
+        with trio.fail_after(10):
+            await hive.lifecycle.crashes.scanned(2)  # the watcher has seen both running
+        assert hive.lifecycle.crashes.seen_running == {"alice", "bob"}
         await ok(host, {"cmd": "stop", "scope": {"agent_names": ["alice"]}, "graceful": True})
         await ok(host, {"cmd": "kill", "name": "bob"})
-        await trio.sleep(0.2)  # ten scans after them: none may call either a crash
+        with trio.fail_after(10):
+            await hive.lifecycle.crashes.scanned(5)  # scans after them: none may call a crash
         assert [e["event"] for e in await system_events(manager)] == ["killed"]
         assert [((await row(host, n))["running"]) for n in ("alice", "bob")] == [False, False]
 
