@@ -29,6 +29,8 @@ from typing import Any
 import attrs
 import trio
 
+# bench/ itself off the path: its mcp.py would shadow the SDK the harness imports
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import header  # noqa: E402
