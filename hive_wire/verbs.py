@@ -116,7 +116,7 @@ VERBS: dict[str, Verb] = _table(
          summary="Delete a destroyed agent's kept state."),
     Verb(name="set_paused", request=rq.SetPaused, answer=rs.Ok, sockets=HOST,
          summary="Pause or resume an agent's turns."),
-    Verb(name="logs", request=rq.Logs, answer=rs.Lines, sockets=HOST,
+    Verb(name="logs", request=rq.Logs, answer=rs.Lines, sockets=HOST | MANAGER,
          summary="The last lines of an agent's log."),
     # --- approvals ----------------------------------------------------------------------------
     Verb(name="pending", request=rq.Pending, answer=rs.Approvals, sockets=HOST | MANAGER,

@@ -52,7 +52,7 @@ FEEDS = {"subscribe_events", "subscribe_agent_status"}
 HARMLESS = FEEDS | {
     "list", "agent_status", "urls", "pending", "tombstones", "questions", "dead_letters",
     "reminders", "stats", "whoami", "status", "recent", "get_loose_ends",
-    "count_pending_reminders", "recv", "inbox", "ack_turn", "requeue_inflight",
+    "count_pending_reminders", "recv", "inbox", "ack_turn", "requeue_inflight", "costs", "logs",
 }
 # Compared before and after: every row, but `last_turn_at` (an ack, even of nothing, ends a turn).
 TABLES = {
