@@ -270,6 +270,12 @@ def ok_envelope(result: Any = None) -> dict[str, Any]:
     return out
 
 
+def float_free_class(cls: type) -> bool:
+    """True when instances of the attrs class `cls` can hold no float (by its field types)."""
+    attrs.resolve_types(cls)
+    return _float_free(cls, set())
+
+
 def float_free(result: Any) -> bool:
     """True when `result` (an answer instance, or None) can hold no float, by its class."""
     return result is None or type(result) in _FLOAT_FREE

@@ -25,7 +25,7 @@ from hive_core.services import helper_events
 from hive_core.services.events import EventChannel
 from hive_core.store import agents as agents_sql
 from hive_core.store import messages as sql
-from hive_core.store.db import Store
+from hive_core.store.db import Store, light
 from hive_wire import events as ev
 from hive_wire.errors import BadRequest, NotFound, TooLarge
 from hive_wire.names import check_agent_name
@@ -38,15 +38,16 @@ WAIT_CAP = 180
 PREVIEW = 200
 
 
-def _bury(
-    conn: sqlite3.Connection, dead: list[sql.DeadRow], at: float
-) -> list[tuple[int, str]]:
+def _bury(conn: sqlite3.Connection, dead: list[sql.DeadRow], at: float) -> list[tuple[int, str]]:
     """Tell the manager about each dead row, in the same transaction that killed it; the notes'
     (id, body)."""
     notes = []
     for row in dead:
         body = helper_events.body(
-            "message_dead", id=row.id, to=row.recipient, **{"from": row.sender},
+            "message_dead",
+            id=row.id,
+            to=row.recipient,
+            **{"from": row.sender},
             deliveries=row.deliveries,
         )
         (note_id,) = sql.insert(conn, [MANAGER], helper_events.SYSTEM, body, at, soft_cap=False)
@@ -55,16 +56,18 @@ def _bury(
 
 
 def _requeue_job(
-    conn: sqlite3.Connection, who: str | None, at: float, max_deliveries: int,
+    conn: sqlite3.Connection,
+    who: str | None,
+    at: float,
+    max_deliveries: int,
     leased_before: float | None,
 ) -> tuple[dict[str, list[int]], list[sql.DeadRow], list[tuple[int, str]]]:
     requeued, dead = sql.requeue(conn, who, at, max_deliveries, leased_before)
     return requeued, dead, _bury(conn, dead, at)
 
 
-def _ack_job(
-    conn: sqlite3.Connection, who: str, ids: list[int] | None, at: float
-) -> list[int]:
+@light
+def _ack_job(conn: sqlite3.Connection, who: str, ids: list[int] | None, at: float) -> list[int]:
     acked = sql.ack(conn, who, ids, at)
     agents_sql.touch_turn(conn, who, at)
     return acked
@@ -133,10 +136,9 @@ class Broker:
         if not recipients:
             return []
         at = now()
-        with trio.CancelScope(shield=True):  # once queued it commits: its waiters must learn
-            ids: list[int] = await self.store.run(
-                sql.insert, recipients, sender, body, at, in_reply_to
-            )
+        # Once queued it commits and its waiters must learn: `Store.run` waits for the commit
+        # even if cancelled (so no shield here, nor in recv and ack_turn).
+        ids: list[int] = await self.store.run(sql.insert, recipients, sender, body, at, in_reply_to)
         self.announce(sender, recipients, ids, body)
         return ids
 
@@ -146,8 +148,9 @@ class Broker:
         preview = body[:PREVIEW]
         for recipient, mid in zip(recipients, ids, strict=True):
             self._wake(recipient)
-            self.events.publish(ev.Sent(id=mid, from_=sender, to=recipient, preview=preview,
-                                        size=len(body)))
+            self.events.publish(
+                ev.Sent(id=mid, from_=sender, to=recipient, preview=preview, size=len(body))
+            )
 
     async def notify(self, to: str, event: str, **fields: Any) -> int:
         """A helper event from `system` (to an agent or the manager)."""
@@ -178,8 +181,7 @@ class Broker:
         while True:
             version = self._versions.get(who, 0)
             at = now()
-            with trio.CancelScope(shield=True):  # what a committed pop returns is never dropped
-                rows: list[sql.Row] = await self.store.run(sql.pop, who, limit, at)
+            rows: list[sql.Row] = await self.store.run(sql.pop, who, limit, at)  # never dropped
             if rows:
                 break
             if trio.current_time() >= deadline:
@@ -203,10 +205,10 @@ class Broker:
         if back:
             self._wake(who)
             self.events.publish(ev.Requeued(to=who, ids=ids))
+
     async def ack_turn(self, who: str, ids: list[int] | None) -> tuple[int, int | None]:
         """Ack in-flight rows; (acked, ignored) where ignored is None for a bare ack."""
-        with trio.CancelScope(shield=True):  # a committed ack is always published
-            acked = await self.store.run(_ack_job, who, ids, now())
+        acked = await self.store.run(_ack_job, who, ids, now())  # always published
         if acked:
             self.events.publish(ev.Acked(to=who, ids=acked))
         ignored = None if ids is None else len(set(ids)) - len(acked)
@@ -228,8 +230,11 @@ class Broker:
             self._wake(recipient)
             self.events.publish(ev.Requeued(to=recipient, ids=ids))
         for row in dead:
-            self.events.publish(ev.MessageDead(id=row.id, to=row.recipient, from_=row.sender,
-                                               deliveries=row.deliveries))
+            self.events.publish(
+                ev.MessageDead(
+                    id=row.id, to=row.recipient, from_=row.sender, deliveries=row.deliveries
+                )
+            )
         for note_id, body in notes:
             self.announce(helper_events.SYSTEM, [MANAGER], [note_id], body)
         return sum(len(ids) for ids in requeued.values())

@@ -30,13 +30,14 @@ from contextlib import contextmanager
 from itertools import islice
 from typing import Any
 
+import orjson
 import trio
 
 from hive_core.clock import now, rfc3339
 from hive_core.store import events as sql
 from hive_core.store.db import Store
-from hive_wire.convert import converter
-from hive_wire.events import DashboardEvent
+from hive_wire.convert import converter, float_free_class
+from hive_wire.events import KINDS, DashboardEvent
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ UNWRITTEN_MAX = 100_000  # events waiting for the store at most; past it the old
 SNAPSHOT_EVERY = 1000  # state events between two snapshots
 JSON_CACHE = 16384  # encoded events kept (every SSE subscriber sends the same text)
 SHUTDOWN_FLUSH = 5.0  # seconds to write what is left at shutdown
+# Kinds whose events hold no float: their JSON is written by orjson (the same text).
+PLAIN_KINDS = frozenset(kind for kind, cls in KINDS.items() if float_free_class(cls))
 
 
 class Subscriber:
@@ -158,7 +161,9 @@ class EventChannel:
             return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
         text = self._json.get(seq)
         if text is None:
-            text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+            text = _plain(event) if event["kind"] in PLAIN_KINDS else None
+            if text is None:
+                text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
             self._json[seq] = text
             if len(self._json) > JSON_CACHE:
                 self._json.popitem(last=False)
@@ -307,6 +312,15 @@ class EventChannel:
         assert self._store is not None
         removed: int = await self._store.run(sql.vacuum, now() - older_than_seconds)
         return removed
+
+
+def _plain(event: Event) -> str | None:
+    """The event's JSON through orjson (its kind holds no float: the stdlib's text), or None
+    when orjson refuses it (the stdlib then decides)."""
+    try:
+        return orjson.dumps(event).decode("utf-8")
+    except TypeError:  # orjson.JSONEncodeError
+        return None
 
 
 def _write(

@@ -8,6 +8,11 @@ Rules kept here:
 - every job queued while a commit runs is committed with the next batch: one fsync for many jobs;
 - when the loop has nothing else runnable and nothing is queued, a job runs at once in the trio
   thread (under the same lock as a batch): one request alone pays no thread hops;
+- otherwise jobs gather in the trio thread while the batch before them commits (one batch in
+  the store thread's hands at a time, like a server that blocks on its commit); a batch of
+  `light` jobs only (the broker's short statements) runs its SQL in the trio thread and hands
+  the store thread just the COMMIT (one hand-over of the interpreter lock per batch instead of
+  one per statement); a batch with any other job runs whole in the store thread;
 - a job that raises is rolled back alone and its caller gets the exception: a batch runs without
   savepoints first and, only if a job raised, again with a savepoint per job; a failed commit
   fails every job of the batch with `Unavailable`; jobs touch nothing but the database;
@@ -35,6 +40,8 @@ from hive_wire.errors import Unavailable, WireError
 
 from . import schema
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 class Connection(sqlite3.Connection):
     """The store's connection: it knows its soft cap (`database_max_bytes`, in pages)."""
@@ -51,26 +58,38 @@ def check_room(conn: sqlite3.Connection) -> None:
     (pages,) = conn.execute("PRAGMA page_count").fetchone()
     (free,) = conn.execute("PRAGMA freelist_count").fetchone()
     if pages - free >= cap:
-        raise Unavailable("the database is full (database_max_bytes reached): new messages are "
-                          "refused until inboxes drain or the cap is raised")
+        raise Unavailable(
+            "the database is full (database_max_bytes reached): new messages are "
+            "refused until inboxes drain or the cap is raised"
+        )
+
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1024
 
 
+def light(fn: F) -> F:
+    """Mark a store job as light: a few indexed statements, microseconds, never a scan, so a
+    batch of them may run its SQL in the trio thread (only the COMMIT goes to the store
+    thread)."""
+    fn.store_light = True  # type: ignore[attr-defined]
+    return fn
+
+
 class _Job:
-    __slots__ = ("fn", "args", "done", "result", "error")
+    __slots__ = ("fn", "args", "task", "result", "error")
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self.fn = fn
         self.args = args
-        self.done = trio.Event()
+        self.task: trio.lowlevel.Task | None = None  # waiting for the commit (threaded mode)
         self.result: Any = None
         self.error: BaseException | None = None
 
 
 _STOP = object()
+_COMMIT = object()  # (this, batch) on the queue: the batch's SQL ran; commit it
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -88,6 +107,11 @@ class Store:
         self._inline: sqlite3.Connection | None = None
         self._conn: sqlite3.Connection | None = None
         self._busy = threading.Lock()  # held while a batch runs, in either thread
+        self._pending: list[_Job] = []  # jobs waiting for the batch in flight to commit
+        self._in_flight = False  # a batch is in the store thread's hands
+        self._work = trio.lowlevel.ParkingLot()  # the committer waits here for jobs
+        self._committer: trio.CancelScope | None = None
+        self._settled = trio.lowlevel.ParkingLot()  # unparked after every batch
 
     # --- lifecycle ------------------------------------------------------------------------
     async def open(self) -> None:
@@ -115,6 +139,10 @@ class Store:
         if failure:
             await trio.to_thread.run_sync(self._thread.join)
             raise failure[0]
+        self._committer = trio.CancelScope()
+        trio.lowlevel.spawn_system_task(
+            self._commit_loop, self._committer, name="hive-store-committer"
+        )
 
     async def close(self) -> None:
         if self._inline is not None:
@@ -123,23 +151,32 @@ class Store:
             return
         if self._thread is None:
             return
+        if self._committer is not None:
+            with trio.CancelScope(shield=True):
+                while self._pending or self._in_flight:  # what was submitted commits first
+                    await self._settled.park()
+            self._committer.cancel()
+            self._committer = None
         self._queue.put(_STOP)
         thread, self._thread = self._thread, None
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(thread.join)
 
     # --- the API --------------------------------------------------------------------------
-    async def run(self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args,
-                  **kwargs: P.kwargs) -> T:
+    async def run(
+        self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """Run `fn(conn, *args)` in the store thread, inside a transaction; its result once
-        committed."""
+        committed. Once the job is submitted the caller waits for the commit whatever happens
+        (a cancel arrives after it): a committed change is never lost to its caller. (Inline
+        mode may be cancelled before the job runs, which changes nothing.)"""
         job = _Job(functools.partial(fn, **kwargs) if kwargs else fn, args)
         if self._inline is not None:
             await trio.lowlevel.checkpoint()
             self._run_batch(self._inline, [job])
         elif self._thread is None or self._conn is None:
             raise Unavailable("the database is closed")
-        elif self._idle() and self._busy.acquire(blocking=False):
+        elif not self._in_flight and self._idle() and self._busy.acquire(blocking=False):
             # Nothing else to do and nothing queued: the two thread hops would only add
             # latency, so commit here (the loop has nobody to serve meanwhile).
             try:
@@ -148,21 +185,51 @@ class Store:
                 self._busy.release()
             await trio.lowlevel.cancel_shielded_checkpoint()
         else:
-            self._queue.put(job)
-            await job.done.wait()
+            job.task = trio.lowlevel.current_task()
+            self._pending.append(job)
+            if self._work:
+                self._work.unpark_all()
+            # Once handed over it commits, and its caller must learn the result: an
+            # uncancellable wait (cheaper than a shielded cancel scope and an event).
+            await trio.lowlevel.wait_task_rescheduled(_no_abort)
         if job.error is not None:
             raise job.error
         result: T = job.result
         return result
 
     def _idle(self) -> bool:
-        return self._queue.empty() and trio.lowlevel.current_statistics().tasks_runnable == 0
+        return not self._pending and trio.lowlevel.current_statistics().tasks_runnable == 0
+
+    async def _commit_loop(self, scope: trio.CancelScope) -> None:
+        """The trio side of group commit: hand the store thread one batch at a time, made of
+        every job submitted while the batch before it committed."""
+        with scope:
+            while True:
+                while not self._pending:
+                    await self._work.park()
+                batch = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                me = trio.lowlevel.current_task()
+                self._in_flight = True
+                try:
+                    if all(getattr(job.fn, "store_light", False) for job in batch):
+                        assert self._conn is not None
+                        with self._busy:  # the store thread is idle: no batch in its hands
+                            self._run_batch(self._conn, batch, commit=False)
+                        self._queue.put((_COMMIT, batch, me))
+                    else:
+                        self._queue.put((None, batch, me))
+                    await trio.lowlevel.wait_task_rescheduled(_no_abort)
+                finally:
+                    self._in_flight = False
+                    self._settled.unpark_all()
 
     # --- the thread -----------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                               factory=Connection)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, factory=Connection
+        )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -192,43 +259,38 @@ class Store:
         token.run_sync_soon(report, None)
         try:
             while True:
-                first = self._queue.get()
-                if first is _STOP:
+                item = self._queue.get()
+                if item is _STOP:
                     break
-                batch = [first]
-                stop = False
-                while len(batch) < MAX_BATCH:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is _STOP:
-                        stop = True
-                        break
-                    batch.append(nxt)
+                kind, batch, committer = item
                 with self._busy:
-                    self._run_batch(conn, batch)
+                    if kind is _COMMIT:
+                        _commit(conn, batch)
+                    else:
+                        self._run_batch(conn, batch)
                 try:
-                    token.run_sync_soon(_finish, batch)
+                    token.run_sync_soon(_finish, batch, committer)
                 except trio.RunFinishedError:
-                    break
-                if stop:
                     break
         finally:
             with self._busy:
                 self._conn = None
                 conn.close()
 
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job], commit: bool = True) -> None:
+        """Run the batch in one transaction; committed, or (`commit` False) left open for
+        `_commit` unless nothing is left to commit (every job failed)."""
         self.transactions += 1
         self.operations += len(batch)
-        if len(batch) > 1 and self._run_plain(conn, batch):
+        if len(batch) > 1 and self._run_plain(conn, batch, commit):
             return
         while batch:
-            batch = self._run_savepoints(conn, batch)
+            batch = self._run_savepoints(conn, batch, commit)
 
     @staticmethod
-    def _run_savepoints(conn: sqlite3.Connection, batch: list[_Job]) -> list[_Job]:
+    def _run_savepoints(
+        conn: sqlite3.Connection, batch: list[_Job], commit: bool = True
+    ) -> list[_Job]:
         """Run the batch with a savepoint per job, so a job that raises is rolled back alone.
         If SQLite rolled the whole transaction back itself (a full database), that job has
         failed and the others have to run again: they are returned."""
@@ -252,13 +314,14 @@ class Store:
                         return []
                 if several:
                     conn.execute("RELEASE job")
-            conn.execute("COMMIT")
+            if commit:
+                conn.execute("COMMIT")
         except BaseException as e:  # noqa: BLE001 - every job of the batch learns of it
             _abort(conn, batch, e)
         return []
 
     @staticmethod
-    def _run_plain(conn: sqlite3.Connection, batch: list[_Job]) -> bool:
+    def _run_plain(conn: sqlite3.Connection, batch: list[_Job], commit: bool = True) -> bool:
         """The common case: every job of the batch succeeds, so no savepoints are needed. If one
         raises, everything is rolled back and False says to run the batch again with a
         savepoint per job (jobs touch nothing but the database, so running again is safe)."""
@@ -272,11 +335,19 @@ class Store:
             for job in batch:
                 job.result = None
             return False
-        try:
-            conn.execute("COMMIT")
-        except BaseException as e:  # noqa: BLE001 - every job of the batch learns of it
-            _abort(conn, batch, e)
+        if commit:
+            _commit(conn, batch)
         return True
+
+
+def _commit(conn: sqlite3.Connection, batch: list[_Job]) -> None:
+    """Commit the open transaction of `batch` (if a job is left to commit)."""
+    if not conn.in_transaction:
+        return
+    try:
+        conn.execute("COMMIT")
+    except BaseException as e:  # noqa: BLE001 - every job of the batch learns of it
+        _abort(conn, batch, e)
 
 
 def _abort(conn: sqlite3.Connection, batch: list[_Job], err: BaseException) -> None:
@@ -303,6 +374,12 @@ def _fail_all(batch: list[_Job], err: BaseException) -> None:
             job.error = translate(err, "database error")
 
 
-def _finish(batch: list[_Job]) -> None:
+def _finish(batch: list[_Job], committer: trio.lowlevel.Task) -> None:
     for job in batch:
-        job.done.set()
+        if job.task is not None:
+            trio.lowlevel.reschedule(job.task)
+    trio.lowlevel.reschedule(committer)
+
+
+def _no_abort(_: Any) -> trio.lowlevel.Abort:
+    return trio.lowlevel.Abort.FAILED

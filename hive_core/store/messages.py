@@ -7,7 +7,8 @@ A row is, by its columns:
 - *dead*: `dead_at IS NOT NULL` (set aside after too many deliveries).
 Every function takes the connection first and runs inside the store's transaction. Statements on
 the hot path name their partial index (`INDEXED BY`): left to itself the planner picks the
-recipient index and walks a recipient's whole acked history on every pop.
+recipient index and walks a recipient's whole acked history on every pop. The hot-path jobs are
+`light` (store.db): a batch of them runs its SQL in the trio thread.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from hive_core.store.db import check_room
+from hive_core.store.db import check_room, light
 
 UNDELIVERED = "delivered_at IS NULL AND acked_at IS NULL AND dead_at IS NULL"
 INFLIGHT = "delivered_at IS NOT NULL AND acked_at IS NULL AND dead_at IS NULL"
@@ -42,6 +43,7 @@ class DeadRow(NamedTuple):
     in_reply_to: int | None
 
 
+@light
 def insert(
     conn: sqlite3.Connection,
     recipients: Iterable[str],
@@ -67,6 +69,7 @@ def insert(
     return ids
 
 
+@light
 def pop(conn: sqlite3.Connection, recipient: str, limit: int, now: float) -> list[Row]:
     """Lease up to `limit` undelivered rows of `recipient`, oldest first."""
     rows = conn.execute(
@@ -80,9 +83,8 @@ def pop(conn: sqlite3.Connection, recipient: str, limit: int, now: float) -> lis
     return [Row(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
 
 
-def ack(
-    conn: sqlite3.Connection, recipient: str, ids: list[int] | None, now: float
-) -> list[int]:
+@light
+def ack(conn: sqlite3.Connection, recipient: str, ids: list[int] | None, now: float) -> list[int]:
     """Ack the recipient's in-flight rows (all, or those of `ids`); the ids acked."""
     if ids is None:
         rows = conn.execute(
@@ -140,6 +142,7 @@ def requeue(
     return requeued, sorted(DeadRow(*r) for r in dead)
 
 
+@light
 def unpop(conn: sqlite3.Connection, recipient: str, ids: list[int], popped_at: float) -> int:
     """Undo a pop whose answer never reached its client: the rows go back to the inbox as they
     were (this delivery not counted; an ack made by the same pop undone)."""
@@ -156,7 +159,8 @@ def unread(conn: sqlite3.Connection, recipient: str) -> int:
     return int(
         conn.execute(
             f"SELECT count(*) FROM messages INDEXED BY messages_inbox "
-            f"WHERE recipient = ? AND {UNDELIVERED}", (recipient,)
+            f"WHERE recipient = ? AND {UNDELIVERED}",
+            (recipient,),
         ).fetchone()[0]
     )
 

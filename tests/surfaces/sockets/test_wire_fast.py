@@ -253,3 +253,13 @@ def test_hot_verbs_fast_path_is_taken() -> None:
         decode_request({"cmd": "ack_turn", "ids": [True]})
     with pytest.raises(BadJson):
         decode_line(b'{"a":NaN}')
+
+
+@settings(max_examples=1000)
+@given(st.dictionaries(TEXT, PLAIN, max_size=6))
+def test_event_text_is_the_stdlibs(obj: dict[str, Any]) -> None:
+    from hive_core.services.events import _plain
+
+    text = _plain(obj)
+    if text is not None:
+        assert text == json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
