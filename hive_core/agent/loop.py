@@ -44,8 +44,9 @@ from hive_wire.errors import WireError
 from . import bus as busmod
 from . import claude, stream
 from .mcp import HttpEndpoint
-from .options import AGENT_TOOLS, MANAGER_TOOLS, Options, options  # noqa: F401 (re-exported)
+from .options import Options, options
 from .prompt import REDELIVERED, lifecycle_only, wake_prompt  # noqa: F401 (re-exported)
+from .tools import AGENT_TOOLS, MANAGER_TOOLS  # noqa: F401 (re-exported)
 from .turn_stats import FILE as STATS_FILE
 from .turn_stats import TurnRow, TurnStats
 

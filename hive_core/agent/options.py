@@ -15,28 +15,8 @@ from typing import Any
 
 import attrs
 
-AGENT_TOOLS = (
-    "recv",
-    "send",
-    "ask",
-    "answer",
-    "get_loose_ends",
-    "cancel_loose_end",
-    "remind",
-    "set_status",
-    "whoami",
-    "get_agent_meta",
-)
-MANAGER_TOOLS = (
-    "request_spawn",
-    "request_apply_commit",
-    "kill",
-    "start",
-    "restart",
-    "rebuild",
-    "get_logs",
-    "list_agents",
-)
+from .tools import AGENT_TOOLS, MANAGER_TOOLS
+
 MCP_MODES = ("http", "stdio")
 
 

@@ -42,8 +42,7 @@ class Override:
     require: frozenset[str] = frozenset()  # fields optional on the wire, required here
 
 
-# Tool names in the order a model sees them. The harness's `--allowedTools` lists the same names
-# (`loop.AGENT_TOOLS`, `loop.MANAGER_TOOLS`; a test compares them).
+# Tool names in the order a model sees them; the harness's `--allowedTools` lists these.
 AGENT_TOOLS: tuple[str, ...] = (
     "recv",
     "send",
