@@ -159,9 +159,21 @@ class Daemon:
     def start(self, timeout: float = 30.0) -> None:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hive_core", "serve", "--state-dir", str(self.state),
-                 "--run-dir", str(self.run), "--log-level", "warning"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-m",
+                    "hive_core",
+                    "serve",
+                    "--state-dir",
+                    str(self.state),
+                    "--run-dir",
+                    str(self.run),
+                    "--log-level",
+                    "warning",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 cwd=self.base,  # so `-m hive_core` is the installed (or PYTHONPATH) copy
             )
         deadline = time.monotonic() + timeout
@@ -281,7 +293,11 @@ class Load:
 
 
 async def interleaved(
-    base: Baseline, load: Load, cpu: Cpu, seconds: float, rounds: int,
+    base: Baseline,
+    load: Load,
+    cpu: Cpu,
+    seconds: float,
+    rounds: int,
     extra: dict[str, Callable[[float], float]] | None = None,
 ) -> dict[str, Any]:
     """Alternate baseline and daemon slices; the rates over the sums and per-round ratios.
@@ -304,8 +320,10 @@ async def interleaved(
         d_sum += d
         ratios.append(d / b)
     out = {
-        "baseline_cycles_per_s": b_sum / rounds, "cycles_per_s": d_sum / rounds,
-        "ratio": d_sum / b_sum, "round_ratios": ratios,
+        "baseline_cycles_per_s": b_sum / rounds,
+        "cycles_per_s": d_sum / rounds,
+        "ratio": d_sum / b_sum,
+        "round_ratios": ratios,
     }
     for name, total in sums.items():
         out[f"{name}_cycles_per_s"] = total / rounds
@@ -371,7 +389,12 @@ async def idle_poll(daemon: Daemon, name: str, opened: trio.Semaphore, stray: li
 
 
 async def wake_latency(
-    daemon: Daemon, base: Baseline, cpu: Cpu, receiver: str, sender: str, idle: list[str],
+    daemon: Daemon,
+    base: Baseline,
+    cpu: Cpu,
+    receiver: str,
+    sender: str,
+    idle: list[str],
     samples: int,
 ) -> tuple[list[float], list[float]]:
     """Latencies (s) of send → long-poll answer, and the plain-sqlite floor, interleaved."""
@@ -386,8 +409,10 @@ async def wake_latency(
             await opened.acquire()
         await trio.sleep(1.0)  # every idle recv read and parked by the daemon
 
-        async with await Connection.open(daemon.socket(receiver)) as rx, \
-                await Connection.open(daemon.socket(sender)) as tx:
+        async with (
+            await Connection.open(daemon.socket(receiver)) as rx,
+            await Connection.open(daemon.socket(sender)) as tx,
+        ):
             for i in range(samples + 20):  # the first 20 are a warm-up
                 await rx.send({"cmd": "recv", "max": 1, "wait_seconds": 30})
                 await trio.sleep(0.003)  # the daemon parks this recv meanwhile
@@ -430,8 +455,7 @@ async def stats(daemon: Daemon) -> dict[str, Any]:
 
 
 def spread(ratios: list[float]) -> str:
-    return (f"rounds {min(ratios):.2f}x..{max(ratios):.2f}x, median "
-            f"{statistics.median(ratios):.2f}x")
+    return f"rounds {min(ratios):.2f}x..{max(ratios):.2f}x, median {statistics.median(ratios):.2f}x"
 
 
 async def bench(args: argparse.Namespace, daemon: Daemon, base: Baseline) -> dict[str, Any]:
@@ -440,8 +464,11 @@ async def bench(args: argparse.Namespace, daemon: Daemon, base: Baseline) -> dic
     idle = [f"i{i:03d}" for i in range(args.idle)]
     t = time.perf_counter()
     await spawn(daemon, [*work, "wr", "ws", "wb", *idle])
-    print(f"spawned {len(work) + 3 + len(idle)} agents in {time.perf_counter() - t:.1f} s "
-          f"(daemon pid {daemon.proc.pid if daemon.proc else '?'})", flush=True)
+    print(
+        f"spawned {len(work) + 3 + len(idle)} agents in {time.perf_counter() - t:.1f} s "
+        f"(daemon pid {daemon.proc.pid if daemon.proc else '?'})",
+        flush=True,
+    )
     await trio.sleep(1.0)  # let the sleeper processes finish starting
 
     # 1. one agent, strictly sequential ("t000" is also the first of the load phase)
@@ -453,28 +480,41 @@ async def bench(args: argparse.Namespace, daemon: Daemon, base: Baseline) -> dic
     try:
         extra["persistqueue"] = PersistQueue(daemon.base / "pq").run
     except ImportError:
-        print("persist-queue is not installed (pip install persist-queue): no such baseline",
-              flush=True)
+        print(
+            "persist-queue is not installed (pip install persist-queue): no such baseline",
+            flush=True,
+        )
     r = await interleaved(base, one, cpu, args.seconds, args.rounds, extra)
     r["daemon_cpu_pct"], r["client_cpu_pct"] = cpu.pct()
     r["request_p50_us"] = percentile(one.times, 50) * 1e6
     r["baseline_commit_p50_us"] = percentile(base.commit_times, 50) * 1e6
     base.commit_times = None
     res["one_agent"] = r
-    print(f"1 agent, sequential:  {r['cycles_per_s']:7.0f} cycles/s vs baseline "
-          f"{r['baseline_cycles_per_s']:5.0f} = {r['ratio']:.2f}x (target >= 0.5x: "
-          f"{mark(r['ratio'] >= 0.5)}; {spread(r['round_ratios'])}); {cpu}", flush=True)
-    print(f"    one request through the socket: p50 {r['request_p50_us']:.0f} us; one plain "
-          f"commit: p50 {r['baseline_commit_p50_us']:.0f} us", flush=True)
-    print(f"    the same agent over a blocking client (no trio in the client): "
-          f"{r['blocking_cycles_per_s']:7.0f} cycles/s = {r['blocking_ratio']:.2f}x baseline "
-          f"(target >= 0.5x: {mark(r['blocking_ratio'] >= 0.5)})", flush=True)
+    print(
+        f"1 agent, sequential:  {r['cycles_per_s']:7.0f} cycles/s vs baseline "
+        f"{r['baseline_cycles_per_s']:5.0f} = {r['ratio']:.2f}x (target >= 0.5x: "
+        f"{mark(r['ratio'] >= 0.5)}; {spread(r['round_ratios'])}); {cpu}",
+        flush=True,
+    )
+    print(
+        f"    one request through the socket: p50 {r['request_p50_us']:.0f} us; one plain "
+        f"commit: p50 {r['baseline_commit_p50_us']:.0f} us",
+        flush=True,
+    )
+    print(
+        f"    the same agent over a blocking client (no trio in the client): "
+        f"{r['blocking_cycles_per_s']:7.0f} cycles/s = {r['blocking_ratio']:.2f}x baseline "
+        f"(target >= 0.5x: {mark(r['blocking_ratio'] >= 0.5)})",
+        flush=True,
+    )
     if "persistqueue_cycles_per_s" in r:
         pq = r["persistqueue_cycles_per_s"]
-        print(f"    persist-queue SQLiteAckQueue in-process put+get+ack: {pq:7.0f} cycles/s = "
-              f"{r['persistqueue_ratio']:.2f}x baseline; the daemon, 1 agent = "
-              f"{r['cycles_per_s'] / pq:.2f}x it (blocking client {r['blocking_cycles_per_s'] / pq:.2f}x)",
-              flush=True)
+        print(
+            f"    persist-queue SQLiteAckQueue in-process put+get+ack: {pq:7.0f} cycles/s = "
+            f"{r['persistqueue_ratio']:.2f}x baseline; the daemon, 1 agent = "
+            f"{r['cycles_per_s'] / pq:.2f}x it (blocking client {r['blocking_cycles_per_s'] / pq:.2f}x)",
+            flush=True,
+        )
 
     # 2. many agents at once
     load = Load(daemon, work)
@@ -491,12 +531,18 @@ async def bench(args: argparse.Namespace, daemon: Daemon, base: Baseline) -> dic
     r["operations"] = ops = after["operations"] - before["operations"]
     r["ops_per_transaction"] = ops / max(txns, 1)
     res["many_agents"] = r
-    print(f"{len(work)} agents at once: {r['cycles_per_s']:7.0f} cycles/s vs baseline "
-          f"{r['baseline_cycles_per_s']:5.0f} = {r['ratio']:.2f}x (target >= 2x, aim 5x: "
-          f"{mark(r['ratio'] >= 2)}; {spread(r['round_ratios'])}); {cpu}", flush=True)
-    print(f"    store (host verb stats): {txns} transactions for {ops} operations = "
-          f"{r['ops_per_transaction']:.1f} operations per transaction during the phase "
-          f"(counters now {after['transactions']} and {after['operations']})", flush=True)
+    print(
+        f"{len(work)} agents at once: {r['cycles_per_s']:7.0f} cycles/s vs baseline "
+        f"{r['baseline_cycles_per_s']:5.0f} = {r['ratio']:.2f}x (target >= 2x, aim 5x: "
+        f"{mark(r['ratio'] >= 2)}; {spread(r['round_ratios'])}); {cpu}",
+        flush=True,
+    )
+    print(
+        f"    store (host verb stats): {txns} transactions for {ops} operations = "
+        f"{r['ops_per_transaction']:.1f} operations per transaction during the phase "
+        f"(counters now {after['transactions']} and {after['operations']})",
+        flush=True,
+    )
 
     # 3. wake latency with idle long-polls open
     cpu = Cpu(daemon)
@@ -508,27 +554,43 @@ async def bench(args: argparse.Namespace, daemon: Daemon, base: Baseline) -> dic
         r[f"{key}max_ms"] = max(values) * 1e3
         r[f"{key}mean_ms"] = statistics.fmean(values) * 1e3
     res["wake_latency"] = r
-    print(f"wake latency ({len(idle)} idle long-polls, {len(lat)} samples): p50 "
-          f"{r['p50_ms']:.2f} ms (target <= 1 ms: {mark(r['p50_ms'] <= 1)}), p99 "
-          f"{r['p99_ms']:.2f} ms (target <= 5 ms: {mark(r['p99_ms'] <= 5)}), max "
-          f"{r['max_ms']:.1f} ms; plain sqlite3 insert+pop commits: p50 {r['floor_p50_ms']:.2f}"
-          f" ms, p99 {r['floor_p99_ms']:.2f} ms", flush=True)
+    print(
+        f"wake latency ({len(idle)} idle long-polls, {len(lat)} samples): p50 "
+        f"{r['p50_ms']:.2f} ms (target <= 1 ms: {mark(r['p50_ms'] <= 1)}), p99 "
+        f"{r['p99_ms']:.2f} ms (target <= 5 ms: {mark(r['p99_ms'] <= 5)}), max "
+        f"{r['max_ms']:.1f} ms; plain sqlite3 insert+pop commits: p50 {r['floor_p50_ms']:.2f}"
+        f" ms, p99 {r['floor_p99_ms']:.2f} ms",
+        flush=True,
+    )
     return res
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(
-        description="Broker throughput and wake latency against a same-run sqlite3 baseline.")
-    ap.add_argument("--seconds", type=float, default=5.0,
-                    help="daemon time of each throughput phase (the baseline gets as much)")
-    ap.add_argument("--rounds", type=int, default=10,
-                    help="alternating baseline/daemon slices per throughput phase")
+        description="Broker throughput and wake latency against a same-run sqlite3 baseline."
+    )
+    ap.add_argument(
+        "--seconds",
+        type=float,
+        default=5.0,
+        help="daemon time of each throughput phase (the baseline gets as much)",
+    )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=10,
+        help="alternating baseline/daemon slices per throughput phase",
+    )
     ap.add_argument("--agents", type=int, default=50, help="agents at once in the load phase")
     ap.add_argument("--idle", type=int, default=200, help="idle long-polls during the latency")
     ap.add_argument("--samples", type=int, default=500, help="wake latency samples")
-    ap.add_argument("--baseline-sql", choices=sorted(POP_HINTS), default="pinned",
-                    help="the baseline's pop: pinned to the inbox index (default) or the "
-                    "daemon's own statement, whose cost grows with the recipient's history")
+    ap.add_argument(
+        "--baseline-sql",
+        choices=sorted(POP_HINTS),
+        default="pinned",
+        help="the baseline's pop: pinned to the inbox index (default) or the "
+        "daemon's own statement, whose cost grows with the recipient's history",
+    )
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (database, log)")
     args = ap.parse_args()
@@ -538,8 +600,11 @@ def main() -> int:
     dir_ = Path(tempfile.mkdtemp(prefix="hb", dir="/tmp"))  # short: socket paths <= 107 bytes
     daemon = Daemon(dir_)
     command, rev = header("broker.py")
-    print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, "
-          f"{os.cpu_count()} cpus, temp dir {dir_}", flush=True)
+    print(
+        f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, "
+        f"{os.cpu_count()} cpus, temp dir {dir_}",
+        flush=True,
+    )
     base = Baseline(dir_ / "baseline.db", args.baseline_sql)
     try:
         daemon.start()
@@ -548,8 +613,10 @@ def main() -> int:
         finally:
             daemon.stop()
         b = base.cycles / base.seconds
-        print(f"baseline, plain sqlite3 over all its slices: {b:.0f} cycles/s "
-              f"({base.cycles} cycles)", flush=True)
+        print(
+            f"baseline, plain sqlite3 over all its slices: {b:.0f} cycles/s ({base.cycles} cycles)",
+            flush=True,
+        )
         res["baseline"] = {"cycles_per_s": b, "sql": args.baseline_sql}
         res["command"] = command
         res["commit"] = rev

@@ -30,16 +30,23 @@ def main() -> int:
     p.add_argument("--kills", type=int, default=2000)
     p.add_argument("--seed", type=int, default=None, help="replay a run's random choices")
     p.add_argument("--agents", type=int, default=4)
-    p.add_argument("--max-ops", type=int, default=40,
-                   help="kill after 1 to this many answered requests")
+    p.add_argument(
+        "--max-ops", type=int, default=40, help="kill after 1 to this many answered requests"
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir")
     args = p.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     base = Path(tempfile.mkdtemp(prefix="hc", dir="/tmp"))  # short: socket paths <= 107 bytes
     print(f"chaos: {args.kills} kills, seed {seed}, dir {base}", flush=True)
     try:
-        summary = run_chaos(base, kills=args.kills, seed=seed, agents=args.agents,
-                            max_ops=args.max_ops, log=lambda s: print(s, flush=True))
+        summary = run_chaos(
+            base,
+            kills=args.kills,
+            seed=seed,
+            agents=args.agents,
+            max_ops=args.max_ops,
+            log=lambda s: print(s, flush=True),
+        )
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)

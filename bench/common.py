@@ -16,8 +16,11 @@ def header(script: str) -> tuple[str, str]:
     return the command and the short commit id."""
     command = shlex.join([".venv/bin/python", f"bench/{script}", *sys.argv[1:]])
     try:
-        rev = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse",
-                              "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        rev = subprocess.run(
+            ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
     except OSError:
         rev = ""
     print(f"{dt.date.today()}  {command}  (commit {rev or '?'})", flush=True)

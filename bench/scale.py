@@ -99,8 +99,12 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 MB = 1024 * 1024
 BARE_IMPORTS = "import trio, sqlite3, attrs, cattrs"
 # Timers of an idle daemon and their periods (s), as the module docstring lists them.
-TIMERS = {"reminder scheduler": 5.0, "crash watcher": 10.0, "question watchdog": 60.0,
-          "maintenance sweep": 60.0}
+TIMERS = {
+    "reminder scheduler": 5.0,
+    "crash watcher": 10.0,
+    "question watchdog": 60.0,
+    "maintenance sweep": 60.0,
+}
 
 
 # --- /proc ----------------------------------------------------------------------------------------
@@ -138,8 +142,12 @@ def switches(pid: int) -> dict[int, tuple[str, int, int, int]]:
             ran = int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
         except OSError:
             continue  # ended meanwhile
-        out[int(tid)] = (st["Name"], int(st["voluntary_ctxt_switches"]),
-                         int(st["nonvoluntary_ctxt_switches"]), ran)
+        out[int(tid)] = (
+            st["Name"],
+            int(st["voluntary_ctxt_switches"]),
+            int(st["nonvoluntary_ctxt_switches"]),
+            ran,
+        )
     return out
 
 
@@ -169,8 +177,9 @@ class Notify:
             self.sock.setblocking(True)
         return got
 
-    def wait_for(self, field: str, proc: subprocess.Popen[bytes], timeout: float,
-                 log: Path) -> tuple[float, str]:
+    def wait_for(
+        self, field: str, proc: subprocess.Popen[bytes], timeout: float, log: Path
+    ) -> tuple[float, str]:
         """perf_counter() at the receipt of the datagram holding `field`, and that datagram."""
         deadline = time.monotonic() + timeout
         self.sock.settimeout(0.05)
@@ -180,8 +189,9 @@ class Notify:
                     data = self.sock.recv(4096)
                 except TimeoutError:
                     if proc.poll() is not None:
-                        raise RuntimeError(f"daemon exited {proc.returncode}: "
-                                           f"{log.read_text()[-2000:]}") from None
+                        raise RuntimeError(
+                            f"daemon exited {proc.returncode}: {log.read_text()[-2000:]}"
+                        ) from None
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"no {field} within {timeout} s") from None
                     continue
@@ -206,8 +216,11 @@ class Daemon:
         self.log = base / "daemon.log"
         self.notify = notify
         self.proc: subprocess.Popen[bytes] | None = None
-        self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("WATCHDOG_USEC", "WATCHDOG_PID", "INVOCATION_ID", "LISTEN_FDS")}
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("WATCHDOG_USEC", "WATCHDOG_PID", "INVOCATION_ID", "LISTEN_FDS")
+        }
         self.env["NOTIFY_SOCKET"] = notify.env_value
 
     @property
@@ -222,9 +235,21 @@ class Daemon:
         with open(self.log, "ab") as log:
             t0 = time.perf_counter()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hive_core", "serve", "--state-dir", str(self.state),
-                 "--run-dir", str(self.run), "--log-level", "warning"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-m",
+                    "hive_core",
+                    "serve",
+                    "--state-dir",
+                    str(self.state),
+                    "--run-dir",
+                    str(self.run),
+                    "--log-level",
+                    "warning",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 cwd=self.base,  # so `-m hive_core` is the installed (or PYTHONPATH) copy
                 env=self.env,
             )
@@ -244,8 +269,7 @@ class Daemon:
         try:
             self.proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
-            print(f"daemon {self.proc.pid} still running 120 s after SIGTERM: SIGKILL",
-                  flush=True)
+            print(f"daemon {self.proc.pid} still running 120 s after SIGTERM: SIGKILL", flush=True)
             self.proc.kill()
             self.proc.wait()
         return time.perf_counter() - t0
@@ -274,10 +298,17 @@ def wall(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
 def sleeping_rss(code: str, cwd: Path, env: dict[str, str]) -> dict[str, float]:
     """RSS of a python that ran `code` and now sleeps."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", f"{code}; import sys, time; print('up', flush=True); "
-         "time.sleep(600)"],
-        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-c",
+            f"{code}; import sys, time; print('up', flush=True); time.sleep(600)",
+        ],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         assert proc.stdout is not None
         if proc.stdout.readline().strip() != b"up":
@@ -292,14 +323,18 @@ def sleeping_rss(code: str, cwd: Path, env: dict[str, str]) -> dict[str, float]:
 def references(n: int, cwd: Path, env: dict[str, str]) -> dict[str, Any]:
     env = {k: v for k, v in env.items() if k != "NOTIFY_SOCKET"}
     runs: dict[str, list[float]] = defaultdict(list)
-    cases = {"pass": "pass", "bare_imports": BARE_IMPORTS, "hive_core_daemon": "import "
-             "hive_core.daemon"}
+    cases = {
+        "pass": "pass",
+        "bare_imports": BARE_IMPORTS,
+        "hive_core_daemon": "import hive_core.daemon",
+    }
     for _ in range(n):  # interleaved, so drift on the machine hits each alike
         for key, code in cases.items():
             runs[key].append(wall([sys.executable, "-c", code], cwd, env))
     code = "import os, hive_core.daemon as d; print(os.path.dirname(d.__file__))"
-    where = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True,
-                           text=True, check=True).stdout.strip()
+    where = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
     return {
         "daemon_code": where,
         "import_wall_s": {k: statistics.median(v) for k, v in runs.items()},
@@ -365,8 +400,12 @@ async def idle_window(pid: int, seconds: float) -> dict[str, Any]:
         per_name[name] += v - v0 + nv - nv0
         vol += v - v0
         ran_ns += ran - ran0
-        per_tid[tid] = {"name": name, "voluntary": v - v0, "nonvoluntary": nv - nv0,
-                        "ran_ms": (ran - ran0) / 1e6}
+        per_tid[tid] = {
+            "name": name,
+            "voluntary": v - v0,
+            "nonvoluntary": nv - nv0,
+            "ran_ms": (ran - ran0) / 1e6,
+        }
     wakeups = sum(per_name.values())
     return {
         "seconds": elapsed,
@@ -385,8 +424,7 @@ async def idle_window(pid: int, seconds: float) -> dict[str, Any]:
     }
 
 
-async def idle_phases(args: argparse.Namespace, daemon: Daemon,
-                      names: list[str]) -> dict[str, Any]:
+async def idle_phases(args: argparse.Namespace, daemon: Daemon, names: list[str]) -> dict[str, Any]:
     res: dict[str, Any] = {}
     await trio.sleep(args.settle)
     res["reference"] = await idle_window(daemon.pid, args.idle_seconds)
@@ -433,23 +471,26 @@ def fmt_mem(m: dict[str, float]) -> str:
 
 
 def fmt_threads(w: dict[str, Any]) -> str:
-    return ", ".join(f"{name} {n}" for name, n in sorted(w["per_thread_name"].items(),
-                                                           key=lambda kv: -kv[1]))
+    return ", ".join(
+        f"{name} {n}" for name, n in sorted(w["per_thread_name"].items(), key=lambda kv: -kv[1])
+    )
 
 
 def fmt_idle(w: dict[str, Any]) -> str:
-    interval = (f"mean interval {w['mean_interval_s']:.2f} s" if w["mean_interval_s"]
-                else "no wake-up")
-    return (f"CPU {w['cpu_pct']:.3f} % of a core ({w['cpu_s'] * 1000:.0f} ms of clock ticks "
-            f"in {w['seconds']:.1f} s; schedstat {w['ran_s'] * 1000:.1f} ms = "
-            f"{w['ran_pct']:.4f} %), {w['wakeups']} wake-ups ({w['voluntary']} voluntary) = "
-            f"{w['wakeups_per_s']:.2f}/s "
-            f"({interval}; {w['threads_seen']} threads: {fmt_threads(w)}; {w['fds']} fds)")
+    interval = (
+        f"mean interval {w['mean_interval_s']:.2f} s" if w["mean_interval_s"] else "no wake-up"
+    )
+    return (
+        f"CPU {w['cpu_pct']:.3f} % of a core ({w['cpu_s'] * 1000:.0f} ms of clock ticks "
+        f"in {w['seconds']:.1f} s; schedstat {w['ran_s'] * 1000:.1f} ms = "
+        f"{w['ran_pct']:.4f} %), {w['wakeups']} wake-ups ({w['voluntary']} voluntary) = "
+        f"{w['wakeups_per_s']:.2f}/s "
+        f"({interval}; {w['threads_seen']} threads: {fmt_threads(w)}; {w['fds']} fds)"
+    )
 
 
 def fmt_times(values: list[float]) -> str:
-    return (" ".join(f"{v:.3f}" for v in values)
-            + f" s; median {statistics.median(values):.3f} s")
+    return " ".join(f"{v:.3f}" for v in values) + f" s; median {statistics.median(values):.3f} s"
 
 
 def run(args: argparse.Namespace, dir_: Path) -> dict[str, Any]:
@@ -462,14 +503,22 @@ def run(args: argparse.Namespace, dir_: Path) -> dict[str, Any]:
         ref = references(max(args.restarts, 3), dir_, daemon.env)
         res["references"] = ref
         w = ref["import_wall_s"]
-        print(f"daemon code: {ref['daemon_code']} (PYTHONPATH="
-              f"{os.environ.get('PYTHONPATH', '')!r})", flush=True)
-        print(f"python startup, median of {max(args.restarts, 3)}: `-c pass` {w['pass']:.3f} s, "
-              f"`{BARE_IMPORTS}` {w['bare_imports']:.3f} s, `import hive_core.daemon` "
-              f"{w['hive_core_daemon']:.3f} s", flush=True)
-        print(f"python sleeping after `{BARE_IMPORTS}`: {fmt_mem(ref['rss_bare_imports'])}; "
-              f"after `import hive_core.daemon`: "
-              f"{fmt_mem(ref['rss_hive_core_daemon_imported'])}", flush=True)
+        print(
+            f"daemon code: {ref['daemon_code']} (PYTHONPATH={os.environ.get('PYTHONPATH', '')!r})",
+            flush=True,
+        )
+        print(
+            f"python startup, median of {max(args.restarts, 3)}: `-c pass` {w['pass']:.3f} s, "
+            f"`{BARE_IMPORTS}` {w['bare_imports']:.3f} s, `import hive_core.daemon` "
+            f"{w['hive_core_daemon']:.3f} s",
+            flush=True,
+        )
+        print(
+            f"python sleeping after `{BARE_IMPORTS}`: {fmt_mem(ref['rss_bare_imports'])}; "
+            f"after `import hive_core.daemon`: "
+            f"{fmt_mem(ref['rss_hive_core_daemon_imported'])}",
+            flush=True,
+        )
 
         # 1. empty state dir, then restarts with 0 agents
         first, _ = daemon.start()
@@ -478,10 +527,15 @@ def run(args: argparse.Namespace, dir_: Path) -> dict[str, Any]:
         zero = restarts(daemon, args.restarts, 0, args.settle)
         res["restarts_0"] = zero
         res["memory_0"] = memory(daemon.pid)
-        print(f"daemon pid {daemon.pid}; first start (empty state dir) to READY=1: "
-              f"{first:.3f} s", flush=True)
-        print(f"start to READY=1, 0 agents: {fmt_times([r['ready_s'] for r in zero])} "
-              f"(stop {statistics.median([r['stop_s'] for r in zero]):.3f} s)", flush=True)
+        print(
+            f"daemon pid {daemon.pid}; first start (empty state dir) to READY=1: {first:.3f} s",
+            flush=True,
+        )
+        print(
+            f"start to READY=1, 0 agents: {fmt_times([r['ready_s'] for r in zero])} "
+            f"(stop {statistics.median([r['stop_s'] for r in zero]):.3f} s)",
+            flush=True,
+        )
         print(f"daemon, 0 agents, after a restart: {fmt_mem(res['memory_0'])}", flush=True)
 
         # 2. spawns
@@ -493,33 +547,45 @@ def run(args: argparse.Namespace, dir_: Path) -> dict[str, Any]:
             raise AssertionError(f"{running} agents running, expected {args.agents}")
         time.sleep(args.settle)
         res["memory_agents"] = memory(daemon.pid)
-        print(f"spawned {args.agents} agents ({args.sleeper}) in {spawn_s:.1f} s = "
-              f"{spawn_s / max(args.agents, 1) * 1000:.0f} ms each; daemon: "
-              f"{fmt_mem(res['memory_agents'])}", flush=True)
+        print(
+            f"spawned {args.agents} agents ({args.sleeper}) in {spawn_s:.1f} s = "
+            f"{spawn_s / max(args.agents, 1) * 1000:.0f} ms each; daemon: "
+            f"{fmt_mem(res['memory_agents'])}",
+            flush=True,
+        )
 
         # 3, 4. idle windows, then the memory row
         idle = trio.run(idle_phases, args, daemon, names)
         res["idle"] = idle
         ref_w, w = idle["reference"], idle["polls"]
         print(f"idle, {args.agents} agents, 0 connections: {fmt_idle(ref_w)}", flush=True)
-        print(f"idle, {args.agents} agents, {args.agents} long-polls open (opened in "
-              f"{idle['polls_open_s']:.2f} s): {fmt_idle(w)}", flush=True)
+        print(
+            f"idle, {args.agents} agents, {args.agents} long-polls open (opened in "
+            f"{idle['polls_open_s']:.2f} s): {fmt_idle(w)}",
+            flush=True,
+        )
         timer_rate = sum(1 / p for p in TIMERS.values())
-        print(f"    target <= 1 % of a core: {mark(w['cpu_pct'] <= 1)}; long-polls add "
-              f"{w['cpu_pct'] - ref_w['cpu_pct']:+.3f} % and "
-              f"{w['wakeups_per_s'] - ref_w['wakeups_per_s']:+.2f} wake-ups/s; the timers ("
-              + ", ".join(f"{k} {v:g} s" for k, v in TIMERS.items())
-              + f") make at most {timer_rate:.2f}/s (fewer when they coincide); long-polls "
-              f"answered empty: "
-              f"{idle['reissued']}", flush=True)
+        print(
+            f"    target <= 1 % of a core: {mark(w['cpu_pct'] <= 1)}; long-polls add "
+            f"{w['cpu_pct'] - ref_w['cpu_pct']:+.3f} % and "
+            f"{w['wakeups_per_s'] - ref_w['wakeups_per_s']:+.2f} wake-ups/s; the timers ("
+            + ", ".join(f"{k} {v:g} s" for k, v in TIMERS.items())
+            + f") make at most {timer_rate:.2f}/s (fewer when they coincide); long-polls "
+            f"answered empty: "
+            f"{idle['reissued']}",
+            flush=True,
+        )
         mem = idle["memory_polls"]
         per_agent = (mem["VmRSS"] - res["memory_0"]["VmRSS"]) / max(args.agents, 1)
         res["memory_per_agent_mb"] = per_agent
-        print(f"memory, {args.agents} agents + {args.agents} long-polls: {fmt_mem(mem)} "
-              f"(target <= 100 MB: {mark(mem['VmRSS'] <= 100)}); 0 agents "
-              f"{res['memory_0']['VmRSS']:.1f} MB, so {per_agent * 1024:.0f} kB per agent; bare "
-              f"python with {BARE_IMPORTS.removeprefix('import ')}: "
-              f"{ref['rss_bare_imports']['VmRSS']:.1f} MB", flush=True)
+        print(
+            f"memory, {args.agents} agents + {args.agents} long-polls: {fmt_mem(mem)} "
+            f"(target <= 100 MB: {mark(mem['VmRSS'] <= 100)}); 0 agents "
+            f"{res['memory_0']['VmRSS']:.1f} MB, so {per_agent * 1024:.0f} kB per agent; bare "
+            f"python with {BARE_IMPORTS.removeprefix('import ')}: "
+            f"{ref['rss_bare_imports']['VmRSS']:.1f} MB",
+            flush=True,
+        )
 
         # 5. restarts with the agents in the database
         full = restarts(daemon, args.restarts, args.agents, args.settle)
@@ -528,14 +594,20 @@ def run(args: argparse.Namespace, dir_: Path) -> dict[str, Any]:
         ready = [r["ready_s"] for r in full]
         zero_med = statistics.median([r["ready_s"] for r in zero])
         med = statistics.median(ready)
-        print(f"start to READY=1, {args.agents} agents: {fmt_times(ready)} (target <= 1 s: "
-              f"{mark(med <= 1)}); 0 agents: median {zero_med:.3f} s; `import "
-              f"hive_core.daemon` {ref['import_wall_s']['hive_core_daemon']:.3f} s; so "
-              f"{(med - zero_med) / max(args.agents, 1) * 1000:.1f} ms per agent", flush=True)
-        print(f"    stop (SIGTERM, {args.agents} agents stopped) median "
-              f"{statistics.median([r['stop_s'] for r in full]):.3f} s; READY STATUS: "
-              f"{full[-1]['status']!r}; daemon after the restart: "
-              f"{fmt_mem(res['memory_after_restart'])}", flush=True)
+        print(
+            f"start to READY=1, {args.agents} agents: {fmt_times(ready)} (target <= 1 s: "
+            f"{mark(med <= 1)}); 0 agents: median {zero_med:.3f} s; `import "
+            f"hive_core.daemon` {ref['import_wall_s']['hive_core_daemon']:.3f} s; so "
+            f"{(med - zero_med) / max(args.agents, 1) * 1000:.1f} ms per agent",
+            flush=True,
+        )
+        print(
+            f"    stop (SIGTERM, {args.agents} agents stopped) median "
+            f"{statistics.median([r['stop_s'] for r in full]):.3f} s; READY STATUS: "
+            f"{full[-1]['status']!r}; daemon after the restart: "
+            f"{fmt_mem(res['memory_after_restart'])}",
+            flush=True,
+        )
         return res
     finally:
         daemon.stop()
@@ -554,16 +626,33 @@ def run(args: argparse.Namespace, dir_: Path) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(
         description="Idle cost, memory and start-to-READY of a daemon with many agents, each "
-        "beside a same-run reference.")
+        "beside a same-run reference."
+    )
     ap.add_argument("--agents", type=int, default=200, help="agents spawned (and long-polling)")
-    ap.add_argument("--idle-seconds", type=float, default=30.0,
-                    help="length of each idle window (with and without long-polls)")
-    ap.add_argument("--restarts", type=int, default=5,
-                    help="timed restarts with the agents (and as many with 0 agents)")
-    ap.add_argument("--sleeper", choices=sorted(SLEEPERS), default="sleep",
-                    help="the agents' command: coreutils sleep (default) or a sleeping python")
-    ap.add_argument("--settle", type=float, default=2.0,
-                    help="pause after each start, the spawns and opening the long-polls")
+    ap.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=30.0,
+        help="length of each idle window (with and without long-polls)",
+    )
+    ap.add_argument(
+        "--restarts",
+        type=int,
+        default=5,
+        help="timed restarts with the agents (and as many with 0 agents)",
+    )
+    ap.add_argument(
+        "--sleeper",
+        choices=sorted(SLEEPERS),
+        default="sleep",
+        help="the agents' command: coreutils sleep (default) or a sleeping python",
+    )
+    ap.add_argument(
+        "--settle",
+        type=float,
+        default=2.0,
+        help="pause after each start, the spawns and opening the long-polls",
+    )
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (database, log)")
     args = ap.parse_args()
@@ -572,8 +661,11 @@ def main() -> int:
 
     dir_ = Path(tempfile.mkdtemp(prefix="hs", dir="/tmp"))  # short: socket paths <= 107 bytes
     command, rev = header("scale.py")
-    print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, trio "
-          f"{trio.__version__}, {os.cpu_count()} cpus, temp dir {dir_}", flush=True)
+    print(
+        f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, trio "
+        f"{trio.__version__}, {os.cpu_count()} cpus, temp dir {dir_}",
+        flush=True,
+    )
     try:
         res = run(args, dir_)
         res["command"] = command

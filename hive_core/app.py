@@ -83,18 +83,29 @@ def make_backend(config: Config) -> Backend:
     raise ValueError(f"backend {config.backend!r} is not built yet")
 
 
-def build(config: Config, paths: Paths, store: Store, backend: Backend, endpoints: Endpoints,
-          nursery: trio.Nursery) -> Hive:
+def build(
+    config: Config,
+    paths: Paths,
+    store: Store,
+    backend: Backend,
+    endpoints: Endpoints,
+    nursery: trio.Nursery,
+) -> Hive:
     """Every service, wired once. `nursery` runs the config repos' forge mirror."""
     events = EventChannel()
     token_file = config.forge.get("token_file")
-    repos = ConfigRepos(paths.state, config.forge.get("url"),
-                        Path(token_file) if token_file else None)
+    repos = ConfigRepos(
+        paths.state, config.forge.get("url"), Path(token_file) if token_file else None
+    )
     repos.attach(nursery)
     agents = Agents(store, events, backend, paths, endpoints, repos)
     broker = Broker(
-        store, events, agents.is_agent, agents.sorted_names,
-        body_limit=config.body_limit, lease_timeout=config.lease_timeout,
+        store,
+        events,
+        agents.is_agent,
+        agents.sorted_names,
+        body_limit=config.body_limit,
+        lease_timeout=config.lease_timeout,
         max_deliveries=config.max_deliveries,
     )
     questions = Questions(store, events, broker)
@@ -104,11 +115,16 @@ def build(config: Config, paths: Paths, store: Store, backend: Backend, endpoint
     on_deny: dict[str, Callable[[ApprovalRow], Awaitable[None]]] = {}
     approvals = Approvals(store, events, broker, actions, on_deny)
     # The default for agents whose agent.toml has no `[lifecycle] restart`.
-    policy = RestartPolicy(config.restart_max_crashes, config.restart_window,
-                           config.restart_backoff, config.restart_backoff_max,
-                           enabled=config.restart_on_crash)
-    lifecycle = Lifecycle(agents, backend, broker, reminders, events, paths, approvals,
-                          config.urls, policy)
+    policy = RestartPolicy(
+        config.restart_max_crashes,
+        config.restart_window,
+        config.restart_backoff,
+        config.restart_backoff_max,
+        enabled=config.restart_on_crash,
+    )
+    lifecycle = Lifecycle(
+        agents, backend, broker, reminders, events, paths, approvals, config.urls, policy
+    )
 
     async def approve_spawn(row: ApprovalRow) -> dict[str, str]:
         await lifecycle.spawn(row.agent)
@@ -117,6 +133,19 @@ def build(config: Config, paths: Paths, store: Store, backend: Backend, endpoint
     costs = Costs(store, events, broker, agents, approvals, lifecycle, config.budget)
     actions.update(spawn=approve_spawn, apply_commit=lifecycle.deploy, raise_budget=costs.grant)
     on_deny.update(apply_commit=lifecycle.refuse, raise_budget=costs.refused)
-    return Hive(config, paths, store, events, backend, agents, broker, approvals, questions,
-                reminders, LooseEnds(approvals, questions, reminders), lifecycle,
-                Activity(store, events, agents.is_agent, costs.recorded), costs)
+    return Hive(
+        config,
+        paths,
+        store,
+        events,
+        backend,
+        agents,
+        broker,
+        approvals,
+        questions,
+        reminders,
+        LooseEnds(approvals, questions, reminders),
+        lifecycle,
+        Activity(store, events, agents.is_agent, costs.recorded),
+        costs,
+    )

@@ -91,8 +91,9 @@ def _raise_fd_limit() -> None:
 
 def _lock_state_dir(paths: Paths) -> int:
     """One daemon per state dir: an exclusive lock on `<state>/hive.lock`, held until exit."""
-    fd = os.open(paths.state / "hive.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 0o600)
+    fd = os.open(
+        paths.state / "hive.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+    )
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -104,8 +105,13 @@ def _lock_state_dir(paths: Paths) -> int:
 async def _start(
     config: Config, paths: Paths, store: Store, nursery: trio.Nursery, backend: Backend
 ) -> tuple[Hive, SocketServer]:
-    server = SocketServer(config.line_limit, config.admin_group, config.max_connections,
-                          config.read_deadline, config.max_connections_per_agent)
+    server = SocketServer(
+        config.line_limit,
+        config.admin_group,
+        config.max_connections,
+        config.read_deadline,
+        config.max_connections_per_agent,
+    )
     sockets = AgentSockets(server, nursery, paths, lambda: hive)
     hive = build(config, paths, store, backend, sockets, nursery)
     await hive.events.open(store)  # before anything publishes: seq continues from the table
@@ -125,11 +131,15 @@ async def _start(
         await _start_manager(config, paths, backend)
     # The host socket last: once it answers, every other socket is there too.
     await server.listen(
-        nursery, paths.host_socket, surface("host", OPERATOR, hive), mode=0o660,
+        nursery,
+        paths.host_socket,
+        surface("host", OPERATOR, hive),
+        mode=0o660,
         group=admin_gid(config.admin_group),
     )
-    hive.events.baseline({r["name"]: converter.unstructure(AgentStatusRow(**r))
-                          for r in await lifecycle.rows()})
+    hive.events.baseline(
+        {r["name"]: converter.unstructure(AgentStatusRow(**r)) for r in await lifecycle.rows()}
+    )
     await _start_dashboard(hive, nursery)
     pending = await broker.pending_total()
     nursery.start_soon(maintenance.run, hive)
@@ -140,7 +150,11 @@ async def _start(
         nursery.start_soon(_watchdog, interval)
     log.info(
         "ready host_socket=%s state_dir=%s agents=%d pending=%d backend=%s",
-        paths.host_socket, paths.state, len(rows), pending, backend.kind,
+        paths.host_socket,
+        paths.state,
+        len(rows),
+        pending,
+        backend.kind,
     )
     # Last: whoever waits for READY=1 finds every socket, task and the log line there.
     sdnotify.notify("READY=1", f"STATUS={len(rows)} agents, {pending} messages pending")
@@ -169,8 +183,13 @@ async def _start_dashboard(hive: Hive, nursery: trio.Nursery) -> None:
 async def _start_manager(config: Config, paths: Paths, backend: Backend) -> None:
     """The manager agent's own process, from `manager_command` (its socket serves either way)."""
     state = ensure_dir(paths.state, "manager", "state")
-    spec = AgentSpec(name=MANAGER, command=list(config.manager_command or []), state_dir=state,
-                     socket=paths.manager_socket, log_file=state.parent / "agent.log")
+    spec = AgentSpec(
+        name=MANAGER,
+        command=list(config.manager_command or []),
+        state_dir=state,
+        socket=paths.manager_socket,
+        log_file=state.parent / "agent.log",
+    )
     try:
         await backend.create(spec)  # also reaps a manager a killed daemon left running
         await backend.start(spec)

@@ -67,8 +67,17 @@ class Internal(WireError):
 CODES: dict[str, type[WireError]] = {
     cls.code: cls
     for cls in (
-        BadJson, LineTooLong, BadRequest, UnknownCommand, NotFound, Conflict, Forbidden,
-        TooLarge, Limit, Unavailable, Internal,
+        BadJson,
+        LineTooLong,
+        BadRequest,
+        UnknownCommand,
+        NotFound,
+        Conflict,
+        Forbidden,
+        TooLarge,
+        Limit,
+        Unavailable,
+        Internal,
     )
 }
 

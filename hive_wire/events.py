@@ -201,19 +201,55 @@ class Lagged:
 
 
 DashboardEvent = (
-    Sent | Delivered | Acked | Requeued | MessageDead | ApprovalAdded | ApprovalResolved
-    | QuestionAdded | QuestionResolved | ReminderAdded | ReminderFired | ReminderFailed
-    | TransientSet | TransientCleared | ContainerStateChanged | ContainerRemoved
-    | ContainerCrash | RestartGivenUp | TombstoneAdded | TombstoneRemoved | AgentActivity
+    Sent
+    | Delivered
+    | Acked
+    | Requeued
+    | MessageDead
+    | ApprovalAdded
+    | ApprovalResolved
+    | QuestionAdded
+    | QuestionResolved
+    | ReminderAdded
+    | ReminderFired
+    | ReminderFailed
+    | TransientSet
+    | TransientCleared
+    | ContainerStateChanged
+    | ContainerRemoved
+    | ContainerCrash
+    | RestartGivenUp
+    | TombstoneAdded
+    | TombstoneRemoved
+    | AgentActivity
     | BudgetWarning
 )
 
 KINDS: dict[str, type] = {
     cls.kind: cls
     for cls in (
-        Sent, Delivered, Acked, Requeued, MessageDead, ApprovalAdded, ApprovalResolved,
-        QuestionAdded, QuestionResolved, ReminderAdded, ReminderFired, ReminderFailed,
-        TransientSet, TransientCleared, ContainerStateChanged, ContainerRemoved, ContainerCrash,
-        RestartGivenUp, TombstoneAdded, TombstoneRemoved, AgentActivity, BudgetWarning, Lagged,
+        Sent,
+        Delivered,
+        Acked,
+        Requeued,
+        MessageDead,
+        ApprovalAdded,
+        ApprovalResolved,
+        QuestionAdded,
+        QuestionResolved,
+        ReminderAdded,
+        ReminderFired,
+        ReminderFailed,
+        TransientSet,
+        TransientCleared,
+        ContainerStateChanged,
+        ContainerRemoved,
+        ContainerCrash,
+        RestartGivenUp,
+        TombstoneAdded,
+        TombstoneRemoved,
+        AgentActivity,
+        BudgetWarning,
+        Lagged,
     )
 }

@@ -62,12 +62,14 @@ async def spawn_idle(hive: Hive, *names: str) -> None:
     consume the manager's `spawned` helper events, so tests start from an empty manager inbox."""
     manager = str(hive.paths.manager_socket)
     for name in names:
-        answer = await call(str(hive.paths.host_socket),
-                            {"cmd": "spawn", "name": name, "command": SLEEPER})
+        answer = await call(
+            str(hive.paths.host_socket), {"cmd": "spawn", "name": name, "command": SLEEPER}
+        )
         assert answer["ok"], answer
         got = await call(manager, {"cmd": "recv"})
         assert [json.loads(m["body"]) for m in got["messages"]] == [
-            {"event": "spawned", "agent": name}], got
+            {"event": "spawned", "agent": name}
+        ], got
         assert (await call(manager, {"cmd": "ack_turn"}))["acked"] == 1
 
 
@@ -103,9 +105,19 @@ class Daemon:
             env["NOTIFY_SOCKET"] = str(path)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hive_core", "serve", "--state-dir",
-                 str(self.base / "state"), "--run-dir", str(self.base / "run")],
-                stdout=log, stderr=subprocess.STDOUT, env=env,
+                [
+                    sys.executable,
+                    "-m",
+                    "hive_core",
+                    "serve",
+                    "--state-dir",
+                    str(self.base / "state"),
+                    "--run-dir",
+                    str(self.base / "run"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
         deadline = time.monotonic() + timeout
         try:

@@ -45,8 +45,9 @@ def _imports(name: str, path: Path) -> set[str]:
             if node.level:
                 mod = ".".join(base[: len(base) - node.level + 1] + ([mod] if mod else []))
             # `from pkg import mod` depends on pkg.mod; `from mod import name` on mod.
-            targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in MODULES else mod
-                       for a in node.names]
+            targets = [
+                f"{mod}.{a.name}" if f"{mod}.{a.name}" in MODULES else mod for a in node.names
+            ]
         for t in targets:
             while t and t not in MODULES:
                 t = t.rpartition(".")[0]
@@ -84,8 +85,7 @@ def test_arrows_point_down() -> None:
         "backends": {"backends"},
         "config_repos": {"config_repos"},
         "services": {"services", "store", "backends", "config_repos", "app"},
-        "surfaces": {"surfaces", "services", "app", "daemon", "agent", "backends",
-                     "config_repos"},
+        "surfaces": {"surfaces", "services", "app", "daemon", "agent", "backends", "config_repos"},
         **{leaf: set() for leaf in LEAVES},
     }
     for name, deps in GRAPH.items():
@@ -112,7 +112,7 @@ def test_no_import_circle() -> None:
         stack.append(node)
         for dep in sorted(GRAPH.get(node, ())):
             if state.get(dep) == 1:
-                cycle = stack[stack.index(dep):] + [dep]
+                cycle = stack[stack.index(dep) :] + [dep]
                 raise AssertionError("import circle: " + " -> ".join(cycle))
             if dep not in state:
                 visit(dep)
@@ -130,6 +130,9 @@ def test_no_trio_testing_in_the_daemon() -> None:
 
 
 def test_modules_stay_small() -> None:
-    big = {name: n for name, path in MODULES.items()
-           if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    big = {
+        name: n
+        for name, path in MODULES.items()
+        if (n := len(path.read_text().splitlines())) > MAX_LINES
+    }
     assert not big, big

@@ -55,9 +55,15 @@ def run(socket_path: str, wait: int = 30) -> None:
         for msg in answer["messages"]:
             if _answerable(msg):
                 try:
-                    call_sync(socket_path, {"cmd": "send", "to": msg["from"],
-                                            "body": f"echo: {msg['body']}",
-                                            "in_reply_to": msg["id"]})
+                    call_sync(
+                        socket_path,
+                        {
+                            "cmd": "send",
+                            "to": msg["from"],
+                            "body": f"echo: {msg['body']}",
+                            "in_reply_to": msg["id"],
+                        },
+                    )
                 except WireError as e:
                     print(f"echo: cannot answer {msg['from']}: {e}", file=sys.stderr, flush=True)
             handled.append(msg["id"])

@@ -86,7 +86,7 @@ def tail(data: bytes, limit: int = TAIL_MAX) -> str:
     """The last `limit` characters of a command's output, on one line, control chars removed."""
     text = _CONTROL.sub(" ", data.decode("utf-8", "replace"))
     text = " | ".join(line.strip() for line in text.splitlines() if line.strip())
-    return text if len(text) <= limit else "…" + text[-(limit - 1):]
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
 
 
 class NixosContainerBackend:
@@ -110,11 +110,13 @@ class NixosContainerBackend:
     # --- running commands ---------------------------------------------------------------------
     async def _run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[bytes]:
         try:
-            done = await trio.run_process(argv, stdin=b"", capture_stdout=True,
-                                          capture_stderr=True, check=False)
+            done = await trio.run_process(
+                argv, stdin=b"", capture_stdout=True, capture_stderr=True, check=False
+            )
         except FileNotFoundError as e:
-            raise Unavailable(f"cannot run {argv[0]}: not found (is it installed and on PATH?)"
-                              ) from e
+            raise Unavailable(
+                f"cannot run {argv[0]}: not found (is it installed and on PATH?)"
+            ) from e
         except OSError as e:
             raise translate(e, f"cannot run {argv[0]}") from e
         if check and done.returncode != 0:
@@ -169,7 +171,7 @@ class NixosContainerBackend:
 
     async def running(self) -> set[str]:
         listed = (await self._nc("list")).stdout.decode("utf-8", "replace").split()
-        names = [n[len(PREFIX):] for n in listed if n.startswith(PREFIX) and _is_ours(n)]
+        names = [n[len(PREFIX) :] for n in listed if n.startswith(PREFIX) and _is_ours(n)]
         up: set[str] = set()
         errors: list[Unavailable] = []
         limiter = trio.CapacityLimiter(STATUS_PROBES)
@@ -193,8 +195,7 @@ class NixosContainerBackend:
         cname = self._checked(name)
         if lines < 1:
             return []
-        done = await self._run([self.journalctl, "-M", cname, "-n", str(int(lines)),
-                                "--no-pager"])
+        done = await self._run([self.journalctl, "-M", cname, "-n", str(int(lines)), "--no-pager"])
         return done.stdout.decode("utf-8", "replace").splitlines()
 
     async def close(self) -> None:
@@ -238,8 +239,10 @@ class NixosContainerBackend:
         else:  # state_dir is <state>/agents/<name>/state
             path = spec.state_dir.parents[2] / "applied" / spec.name / CONFIG_FILE_NAME
         if not SAFE_PATH.match(str(path)):
-            raise Unavailable(f"config file {str(path)!r} is not an absolute path of plain "
-                              "characters (a-z, 0-9, '._+-'); nixos-container cannot import it")
+            raise Unavailable(
+                f"config file {str(path)!r} is not an absolute path of plain "
+                "characters (a-z, 0-9, '._+-'); nixos-container cannot import it"
+            )
         if not path.is_file():
             raise Unavailable(f"config file {path} does not exist")
         return path
@@ -253,8 +256,10 @@ class NixosContainerBackend:
         ]
         for _, src, _ in binds:
             if not SAFE_PATH.match(str(src)):
-                raise Unavailable(f"cannot bind {str(src)!r} into a container: not an absolute "
-                                  "path of plain characters (a-z, 0-9, '._+-')")
+                raise Unavailable(
+                    f"cannot bind {str(src)!r} into a container: not an absolute "
+                    "path of plain characters (a-z, 0-9, '._+-')"
+                )
             if not src.is_dir():
                 raise Unavailable(f"cannot bind {src} into a container: not a directory")
         return [f"{flag}={src}:{dst}" for flag, src, dst in binds]
@@ -269,8 +274,10 @@ class NixosContainerBackend:
             raise Unavailable(f"{conf} is missing: nixos-container did not create {cname}") from e
         except OSError as e:
             if e.errno == errno.ELOOP:
-                raise Conflict(f"{conf} is a symlink: {cname} is declared in the host's "
-                               "configuration, not a container hive-core manages") from e
+                raise Conflict(
+                    f"{conf} is a symlink: {cname} is declared in the host's "
+                    "configuration, not a container hive-core manages"
+                ) from e
             raise Unavailable(f"cannot read {conf}: {e.strerror or e}") from e
         with os.fdopen(fd, encoding="utf-8") as f:
             old = f.read()
@@ -279,7 +286,7 @@ class NixosContainerBackend:
         at = None  # where the flags line was (it stays there), else it goes last
         for line in old.splitlines():
             if line.startswith(FLAGS_KEY):
-                value = line[len(FLAGS_KEY):].strip()
+                value = line[len(FLAGS_KEY) :].strip()
                 if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
                     value = value[1:-1]
                 kept += [t for t in value.split() if not _OUR_BIND.match(t)]
@@ -288,17 +295,21 @@ class NixosContainerBackend:
                 lines.append(line)
         unsafe = [t for t in kept if _UNSAFE_FLAG_CHARS.search(t)]
         if unsafe:
-            raise Unavailable(f"{conf}: cannot merge the existing {FLAGS_KEY[:-1]} "
-                              f"(quotes, '$' or '\\' in {unsafe[0]!r}); fix the file by hand")
-        lines.insert(len(lines) if at is None else at,
-                     FLAGS_KEY + '"' + " ".join(kept + flags) + '"')
+            raise Unavailable(
+                f"{conf}: cannot merge the existing {FLAGS_KEY[:-1]} "
+                f"(quotes, '$' or '\\' in {unsafe[0]!r}); fix the file by hand"
+            )
+        lines.insert(
+            len(lines) if at is None else at, FLAGS_KEY + '"' + " ".join(kept + flags) + '"'
+        )
         new = "\n".join(lines) + "\n"
         if new == old:
             return
         tmp = conf.with_name(f".{conf.name}.hive-tmp")
         try:
-            wfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                          0o644)
+            wfd = os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
+            )
             with os.fdopen(wfd, "w", encoding="utf-8") as f:
                 f.write(new)
                 f.flush()
@@ -321,7 +332,7 @@ def _failed(argv: list[str], done: subprocess.CompletedProcess[bytes]) -> Unavai
 
 def _is_ours(container: str) -> bool:
     try:
-        check_agent_name(container[len(PREFIX):], max_len=NixosContainerBackend.max_name)
+        check_agent_name(container[len(PREFIX) :], max_len=NixosContainerBackend.max_name)
     except BadRequest:
         return False
     return True

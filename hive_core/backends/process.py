@@ -104,11 +104,13 @@ class ProcessBackend:
             "HIVE_AGENT_SOCKET": str(spec.socket),
         }
         try:
-            logfd = os.open(spec.log_file,
-                            os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o640)
+            logfd = os.open(
+                spec.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o640
+            )
         except OSError as e:
-            raise Forbidden(f'cannot open the log of "{spec.name}" ({spec.log_file}): '
-                            f"{e.strerror}") from e
+            raise Forbidden(
+                f'cannot open the log of "{spec.name}" ({spec.log_file}): {e.strerror}'
+            ) from e
         try:
             proc = await trio.lowlevel.open_process(
                 spec.command,
@@ -184,8 +186,9 @@ class ProcessBackend:
         def tail() -> list[str]:
             try:
                 with open(path, "rb") as f:
-                    return [ln.decode("utf-8", "replace").rstrip("\n")
-                            for ln in deque(f, maxlen=lines)]
+                    return [
+                        ln.decode("utf-8", "replace").rstrip("\n") for ln in deque(f, maxlen=lines)
+                    ]
             except FileNotFoundError:
                 return []
 
@@ -206,8 +209,7 @@ def _pid_file(spec: AgentSpec) -> Path:
 
 def _write_pid(spec: AgentSpec, pid: int) -> None:
     try:
-        fd = os.open(_pid_file(spec), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
-                     0o640)
+        fd = os.open(_pid_file(spec), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o640)
     except OSError as e:  # a planted symlink: never written through
         log.warning("cannot record the pid of name=%s error=%s", spec.name, e)
         return

@@ -94,8 +94,9 @@ def parse_config(text: bytes, where: str) -> dict[str, Any]:
         raise BadRequest(f"{where}: invalid TOML: {e}") from e
     unknown = sorted(set(data) - {"command", "env", "budget", "lifecycle"})
     if unknown:
-        raise BadRequest(f"{where}: unknown key {unknown[0]!r} (expected command, env, budget, "
-                         "lifecycle)")
+        raise BadRequest(
+            f"{where}: unknown key {unknown[0]!r} (expected command, env, budget, lifecycle)"
+        )
     if "command" not in data:
         raise BadRequest(f"{where}: command: missing")
     try:
@@ -134,5 +135,7 @@ def _check_lifecycle(table: object, where: str) -> str:
         raise BadRequest(f"{where}: lifecycle: unknown key {unknown[0]!r} (expected restart)")
     value = table.get("restart")
     if value not in RESTART_SETTINGS:
-        raise BadRequest(f"{where}: lifecycle.restart: must be one of {', '.join(RESTART_SETTINGS)}")
+        raise BadRequest(
+            f"{where}: lifecycle.restart: must be one of {', '.join(RESTART_SETTINGS)}"
+        )
     return str(value)

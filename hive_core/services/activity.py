@@ -48,8 +48,12 @@ FIELDS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "subagent_end": {"id": (str, True), "ok": (bool, True)},
     "text": {"preview": (str, True), "subagent": (str, False)},
     "turn_end": {
-        "ok": (bool, True), "result_kind": (str, True), "duration_ms": (int, True),
-        "usage": (dict, True), "cost_usd": ((int, float), False), "model": (str, False),
+        "ok": (bool, True),
+        "result_kind": (str, True),
+        "duration_ms": (int, True),
+        "usage": (dict, True),
+        "cost_usd": ((int, float), False),
+        "model": (str, False),
         "message_ids": (list, False),
     },
     "state": {"state": (str, True)},
@@ -108,8 +112,13 @@ class _Bucket:
 
 
 class Activity:
-    def __init__(self, store: Store, events: EventChannel, is_agent: Any,
-                 recorded: Callable[[str], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        events: EventChannel,
+        is_agent: Any,
+        recorded: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         self.store = store
         self.events = events
         self.is_agent = is_agent
@@ -139,18 +148,25 @@ class Activity:
             keep.append(self.events.publish(ev.AgentActivity(agent=who, activity=event)))
             if event["kind"] == "turn_end" and self.is_agent(who):
                 usage = event["usage"]
-                turns.append(sql.TurnRow(
-                    agent=who, ended_at=at, ok=event["ok"], result_kind=event["result_kind"],
-                    duration_ms=event["duration_ms"], model=event.get("model"),
-                    input_tokens=usage.get("input_tokens", 0),
-                    output_tokens=usage.get("output_tokens", 0),
-                    cache_read_tokens=usage.get("cache_read_tokens", 0),
-                    cache_creation_tokens=usage.get("cache_creation_tokens", 0),
-                    cost_usd=float(event.get("cost_usd") or 0.0),
-                    context_tokens=usage.get("input_tokens", 0)
-                    + usage.get("cache_read_tokens", 0) + usage.get("cache_creation_tokens", 0),
-                    woken_by=event.get("message_ids") or [],
-                ))
+                turns.append(
+                    sql.TurnRow(
+                        agent=who,
+                        ended_at=at,
+                        ok=event["ok"],
+                        result_kind=event["result_kind"],
+                        duration_ms=event["duration_ms"],
+                        model=event.get("model"),
+                        input_tokens=usage.get("input_tokens", 0),
+                        output_tokens=usage.get("output_tokens", 0),
+                        cache_read_tokens=usage.get("cache_read_tokens", 0),
+                        cache_creation_tokens=usage.get("cache_creation_tokens", 0),
+                        cost_usd=float(event.get("cost_usd") or 0.0),
+                        context_tokens=usage.get("input_tokens", 0)
+                        + usage.get("cache_read_tokens", 0)
+                        + usage.get("cache_creation_tokens", 0),
+                        woken_by=event.get("message_ids") or [],
+                    )
+                )
         if turns:
             await self.store.run(_record_turns, turns, who, at)
             if self.recorded is not None:

@@ -137,8 +137,11 @@ class Agents:
                 raise BadRequest("command: arguments must not contain NUL")
         if name in self.names:
             raise Conflict(f'agent "{name}" already exists')
-        created = [d for d in (self.paths.agent_dir(name), self.paths.agent_run_dir(name))
-                   if not d.exists()]
+        created = [
+            d
+            for d in (self.paths.agent_dir(name), self.paths.agent_run_dir(name))
+            if not d.exists()
+        ]
         self._make_dirs(name)
         seeded = False
         try:

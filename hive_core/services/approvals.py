@@ -31,8 +31,16 @@ class NotNow(Conflict):
     """An approval's action cannot run at the moment (its agent is busy): the approval stays
     pending and the caller is told `conflict`, to approve again later."""
 
-KINDS = ("apply_commit", "spawn", "raise_budget", "init_config", "update_meta_inputs",
-         "schedule_prompt", "merge_config_pr")
+
+KINDS = (
+    "apply_commit",
+    "spawn",
+    "raise_budget",
+    "init_config",
+    "update_meta_inputs",
+    "schedule_prompt",
+    "merge_config_pr",
+)
 NOTE_MAX = 4096
 DESCRIPTION_MAX = 4096
 
@@ -42,7 +50,11 @@ Action = Callable[[ApprovalRow], Awaitable[dict[str, str]]]
 
 class Approvals:
     def __init__(
-        self, store: Store, events: EventChannel, broker: Broker, actions: dict[str, Action],
+        self,
+        store: Store,
+        events: EventChannel,
+        broker: Broker,
+        actions: dict[str, Action],
         on_deny: dict[str, Callable[[ApprovalRow], Awaitable[None]]],
     ) -> None:
         self.store = store
@@ -54,8 +66,14 @@ class Approvals:
         self._running: set[int] = set()
 
     async def request(
-        self, kind: str, agent: str, requested_by: str, *, commit_ref: str = "",
-        fetched_sha: str | None = None, description: str | None = None,
+        self,
+        kind: str,
+        agent: str,
+        requested_by: str,
+        *,
+        commit_ref: str = "",
+        fetched_sha: str | None = None,
+        description: str | None = None,
     ) -> ApprovalRow:
         if description is not None and len(description) > DESCRIPTION_MAX:
             raise BadRequest(f"description: longer than {DESCRIPTION_MAX} characters")
@@ -65,8 +83,9 @@ class Approvals:
         self.events.publish(ev.ApprovalAdded(id=row.id, agent=agent, approval_kind=kind))
         return row
 
-    async def request_spawn(self, name: str, requested_by: str,
-                            description: str | None, exists: bool) -> ApprovalRow:
+    async def request_spawn(
+        self, name: str, requested_by: str, description: str | None, exists: bool
+    ) -> ApprovalRow:
         check_agent_name(name)
         if exists:
             raise Conflict(f'agent "{name}" already exists')
@@ -146,11 +165,20 @@ class Approvals:
         return resolved
 
     async def _resolved(self, row: ApprovalRow, **extra: str) -> None:
-        self.events.publish(ev.ApprovalResolved(id=row.id, agent=row.agent, approval_kind=row.kind,
-                                                status=row.status, note=row.note))
+        self.events.publish(
+            ev.ApprovalResolved(
+                id=row.id, agent=row.agent, approval_kind=row.kind, status=row.status, note=row.note
+            )
+        )
         await self.broker.notify(
-            MANAGER, "approval_resolved", id=row.id, agent=row.agent, status=row.status,
-            sha=extra.get("sha"), tag=extra.get("tag"), note=row.note,
+            MANAGER,
+            "approval_resolved",
+            id=row.id,
+            agent=row.agent,
+            status=row.status,
+            sha=extra.get("sha"),
+            tag=extra.get("tag"),
+            note=row.note,
         )
 
     async def pending_for(self, agent: str | None) -> list[ApprovalRow]:

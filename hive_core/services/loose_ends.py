@@ -28,17 +28,40 @@ class LooseEnds:
         """`agent=None`: the whole hive."""
         out: list[LooseEnd] = []
         for a in await self.approvals.pending_for(agent):
-            out.append(LooseEnd(kind="approval", id=a.id, agent=a.agent, status=a.status,
-                                summary=f"{a.kind} {a.commit_ref}".strip(),
-                                since=rfc3339(a.requested_at) or ""))
+            out.append(
+                LooseEnd(
+                    kind="approval",
+                    id=a.id,
+                    agent=a.agent,
+                    status=a.status,
+                    summary=f"{a.kind} {a.commit_ref}".strip(),
+                    since=rfc3339(a.requested_at) or "",
+                )
+            )
         for q in await self.questions.open_involving(agent):
             who = q.asker if agent is None or q.asker == agent else q.target or OPERATOR
             status = "asked" if agent is None or q.asker == agent else "to_answer"
-            out.append(LooseEnd(kind="question", id=q.id, agent=who, status=status,
-                                summary=q.question[:200], since=rfc3339(q.asked_at) or ""))
+            out.append(
+                LooseEnd(
+                    kind="question",
+                    id=q.id,
+                    agent=who,
+                    status=status,
+                    summary=q.question[:200],
+                    since=rfc3339(q.asked_at) or "",
+                )
+            )
         for r in await self.reminders.open_rows(agent):
-            out.append(LooseEnd(kind="reminder", id=r.id, agent=r.agent, status=r.status,
-                                summary=r.message[:200], since=rfc3339(r.created_at) or ""))
+            out.append(
+                LooseEnd(
+                    kind="reminder",
+                    id=r.id,
+                    agent=r.agent,
+                    status=r.status,
+                    summary=r.message[:200],
+                    since=rfc3339(r.created_at) or "",
+                )
+            )
         return out
 
     async def cancel(self, caller: str, kind: str, item_id: int) -> None:

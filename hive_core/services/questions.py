@@ -48,15 +48,21 @@ class Questions:
         self._changed = trio.Event()
 
     async def ask(
-        self, asker: str, question: str, options: list[str] | None, multi: bool,
-        ttl_seconds: int | None, to: str | None,
+        self,
+        asker: str,
+        question: str,
+        options: list[str] | None,
+        multi: bool,
+        ttl_seconds: int | None,
+        to: str | None,
     ) -> QuestionRow:
         if not question or len(question) > QUESTION_MAX:
             raise BadRequest(f"question: must be 1 to {QUESTION_MAX} characters")
         if options is not None:
             if len(options) > OPTIONS_MAX or any(not o or len(o) > OPTION_MAX for o in options):
                 raise BadRequest(
-                    f"options: at most {OPTIONS_MAX} options of 1 to {OPTION_MAX} characters")
+                    f"options: at most {OPTIONS_MAX} options of 1 to {OPTION_MAX} characters"
+                )
         if ttl_seconds is not None and ttl_seconds <= 0:
             raise BadRequest("ttl_seconds: must be positive")
         target = None if to in (None, OPERATOR) else to
@@ -69,12 +75,21 @@ class Questions:
         at = now()
         deadline = at + min(ttl_seconds, TTL_CAP) if ttl_seconds is not None else None
         row: QuestionRow = await self.store.run(
-            sql.insert, asker, target, question, options, multi, at, deadline)
-        self.events.publish(ev.QuestionAdded(id=row.id, asker=asker, to=target or OPERATOR,
-                                            question=question))
+            sql.insert, asker, target, question, options, multi, at, deadline
+        )
+        self.events.publish(
+            ev.QuestionAdded(id=row.id, asker=asker, to=target or OPERATOR, question=question)
+        )
         if target is not None:
-            await self.broker.notify(target, "question_asked", id=row.id, asker=asker,
-                                     question=question, options=options or [], multi=multi)
+            await self.broker.notify(
+                target,
+                "question_asked",
+                id=row.id,
+                asker=asker,
+                question=question,
+                options=options or [],
+                multi=multi,
+            )
         if deadline is not None:
             self._changed.set()
         return row
@@ -103,12 +118,21 @@ class Questions:
         done: QuestionRow | None = await self.store.run(sql.answer, row.id, text, answerer, now())
         if done is None:
             again: QuestionRow | None = await self.store.run(sql.get, row.id)
-            raise Conflict(_closed_already(again) if again is not None and again.answer
-                           is not None else f"question {row.id} is already closed")
+            raise Conflict(
+                _closed_already(again)
+                if again is not None and again.answer is not None
+                else f"question {row.id} is already closed"
+            )
         self.events.publish(ev.QuestionResolved(id=row.id, answer=text, answerer=answerer))
         if done.asker != OPERATOR:
-            await self.broker.notify(done.asker, "question_answered", id=done.id,
-                                     question=done.question, answer=text, answerer=answerer)
+            await self.broker.notify(
+                done.asker,
+                "question_answered",
+                id=done.id,
+                question=done.question,
+                answer=text,
+                answerer=answerer,
+            )
         return done
 
     async def for_operator(self) -> list[QuestionRow]:

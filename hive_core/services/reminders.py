@@ -54,7 +54,7 @@ def check_file_path(file_path: str) -> str:
     if file_path.startswith("/"):
         if not (file_path + "/").startswith(CONTAINER_STATE + "/"):
             raise BadRequest(f"file_path: absolute paths must be under {CONTAINER_STATE}")
-        file_path = file_path[len(CONTAINER_STATE):].lstrip("/")
+        file_path = file_path[len(CONTAINER_STATE) :].lstrip("/")
     parts = file_path.split("/")
     if ".." in parts:
         raise BadRequest("file_path: must not contain '..'")
@@ -64,9 +64,7 @@ def check_file_path(file_path: str) -> str:
     return rel
 
 
-def _deliver_job(
-    conn: sqlite3.Connection, rid: int, agent: str, body: str, at: float
-) -> list[int]:
+def _deliver_job(conn: sqlite3.Connection, rid: int, agent: str, body: str, at: float) -> list[int]:
     ids = messages_sql.insert(conn, [agent], SENDER, body, at)
     sql.mark_delivered(conn, rid, at)
     return ids
@@ -74,7 +72,10 @@ def _deliver_job(
 
 class Reminders:
     def __init__(
-        self, store: Store, events: EventChannel, broker: Broker,
+        self,
+        store: Store,
+        events: EventChannel,
+        broker: Broker,
         state_dir: Callable[[str], Path],
     ) -> None:
         self.store = store
@@ -84,8 +85,12 @@ class Reminders:
         self._changed = trio.Event()
 
     async def remind(
-        self, agent: str, message: str, delay_seconds: int | None,
-        at_unix_timestamp: int | None, file_path: str | None,
+        self,
+        agent: str,
+        message: str,
+        delay_seconds: int | None,
+        at_unix_timestamp: int | None,
+        file_path: str | None,
     ) -> ReminderRow:
         if not message or len(message) > MESSAGE_MAX:
             raise BadRequest(f"message: must be 1 to {MESSAGE_MAX} characters")
@@ -108,8 +113,9 @@ class Reminders:
         return row
 
     @staticmethod
-    def _insert_job(conn: sqlite3.Connection, agent: str, message: str, rel: str | None,
-                    at: float, due: float) -> ReminderRow:
+    def _insert_job(
+        conn: sqlite3.Connection, agent: str, message: str, rel: str | None, at: float, due: float
+    ) -> ReminderRow:
         if sql.count_pending(conn, agent) >= MAX_PENDING:
             raise Limit(f"{agent} already has {MAX_PENDING} pending reminders")
         return sql.insert(conn, agent, message, rel, at, due)
@@ -132,14 +138,29 @@ class Reminders:
             body = self._body(row)
         except (BadRequest, NotFound) as e:
             failed = await self.store.run(
-                sql.mark_failed, row.id, e.message, now() + RETRY_AFTER, MAX_ATTEMPTS)
-            log.warning("reminder failed id=%d agent=%s attempt=%d error=%s",
-                        row.id, row.agent, failed.attempts, e.message)
+                sql.mark_failed, row.id, e.message, now() + RETRY_AFTER, MAX_ATTEMPTS
+            )
+            log.warning(
+                "reminder failed id=%d agent=%s attempt=%d error=%s",
+                row.id,
+                row.agent,
+                failed.attempts,
+                e.message,
+            )
             if failed.status == "parked":
-                self.events.publish(ev.ReminderFailed(id=row.id, agent=row.agent,
-                                                      error=e.message, attempts=failed.attempts))
-                await self.broker.notify(MANAGER, "reminder_failed", id=row.id, agent=row.agent,
-                                         error=e.message, attempts=failed.attempts)
+                self.events.publish(
+                    ev.ReminderFailed(
+                        id=row.id, agent=row.agent, error=e.message, attempts=failed.attempts
+                    )
+                )
+                await self.broker.notify(
+                    MANAGER,
+                    "reminder_failed",
+                    id=row.id,
+                    agent=row.agent,
+                    error=e.message,
+                    attempts=failed.attempts,
+                )
             return
         at = now()
         ids = await self.store.run(_deliver_job, row.id, row.agent, body, at)

@@ -18,18 +18,18 @@ class AgentRow(NamedTuple):
     want_running: bool
 
 
-_COLUMNS = ("name, created_at, command, paused, status_text, status_set_at, last_turn_at, "
-            "want_running")
+_COLUMNS = (
+    "name, created_at, command, paused, status_text, status_set_at, last_turn_at, want_running"
+)
 
 
 def _row(r: tuple[Any, ...]) -> AgentRow:
-    return AgentRow(r[0], r[1], json.loads(r[2]) if r[2] else None, bool(r[3]), r[4], r[5], r[6],
-                    bool(r[7]))
+    return AgentRow(
+        r[0], r[1], json.loads(r[2]) if r[2] else None, bool(r[3]), r[4], r[5], r[6], bool(r[7])
+    )
 
 
-def insert(
-    conn: sqlite3.Connection, name: str, command: list[str] | None, now: float
-) -> bool:
+def insert(conn: sqlite3.Connection, name: str, command: list[str] | None, now: float) -> bool:
     """Register an agent; False if one of that name exists."""
     cur = conn.execute(
         "INSERT INTO agents (name, created_at, command) VALUES (?, ?, ?) "

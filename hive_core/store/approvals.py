@@ -20,13 +20,21 @@ class ApprovalRow(NamedTuple):
     requested_by: str
 
 
-_COLUMNS = ("id, agent, kind, commit_ref, fetched_sha, requested_at, status, resolved_at, note, "
-            "description, requested_by")
+_COLUMNS = (
+    "id, agent, kind, commit_ref, fetched_sha, requested_at, status, resolved_at, note, "
+    "description, requested_by"
+)
 
 
 def insert(
-    conn: sqlite3.Connection, agent: str, kind: str, commit_ref: str, fetched_sha: str | None,
-    description: str | None, requested_by: str, now: float,
+    conn: sqlite3.Connection,
+    agent: str,
+    kind: str,
+    commit_ref: str,
+    fetched_sha: str | None,
+    description: str | None,
+    requested_by: str,
+    now: float,
 ) -> ApprovalRow:
     row = conn.execute(
         "INSERT INTO approvals (agent, kind, commit_ref, fetched_sha, description, requested_by, "
@@ -72,7 +80,11 @@ def claim(conn: sqlite3.Connection, approval_id: int) -> ApprovalRow | None:
 
 
 def resolve(
-    conn: sqlite3.Connection, approval_id: int, status: str, note: str | None, now: float,
+    conn: sqlite3.Connection,
+    approval_id: int,
+    status: str,
+    note: str | None,
+    now: float,
     only_pending: bool = True,
 ) -> ApprovalRow | None:
     where = "id = ? AND status = 'pending'" if only_pending else "id = ?"

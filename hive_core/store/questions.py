@@ -24,24 +24,49 @@ class QuestionRow(NamedTuple):
     answered_at: float | None
 
 
-_COLUMNS = ("id, asker, target, question, options, multi, asked_at, deadline, answer, answerer, "
-            "answered_at")
+_COLUMNS = (
+    "id, asker, target, question, options, multi, asked_at, deadline, answer, answerer, answered_at"
+)
 
 
 def _row(r: tuple[Any, ...]) -> QuestionRow:
-    return QuestionRow(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] is not None else None,
-                       bool(r[5]), r[6], r[7], r[8], r[9], r[10])
+    return QuestionRow(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        json.loads(r[4]) if r[4] is not None else None,
+        bool(r[5]),
+        r[6],
+        r[7],
+        r[8],
+        r[9],
+        r[10],
+    )
 
 
 def insert(
-    conn: sqlite3.Connection, asker: str, target: str | None, question: str,
-    options: list[str] | None, multi: bool, now: float, deadline: float | None,
+    conn: sqlite3.Connection,
+    asker: str,
+    target: str | None,
+    question: str,
+    options: list[str] | None,
+    multi: bool,
+    now: float,
+    deadline: float | None,
 ) -> QuestionRow:
     r = conn.execute(
         "INSERT INTO questions (asker, target, question, options, multi, asked_at, deadline) "
         f"VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
-        (asker, target, question, json.dumps(options) if options is not None else None,
-         int(multi), now, deadline),
+        (
+            asker,
+            target,
+            question,
+            json.dumps(options) if options is not None else None,
+            int(multi),
+            now,
+            deadline,
+        ),
     ).fetchone()
     return _row(r)
 
@@ -64,20 +89,24 @@ def answer(
 
 
 def open_for_operator(conn: sqlite3.Connection) -> list[QuestionRow]:
-    return [_row(r) for r in conn.execute(
-        f"SELECT {_COLUMNS} FROM questions WHERE answer IS NULL AND target IS NULL ORDER BY id"
-    )]
+    return [
+        _row(r)
+        for r in conn.execute(
+            f"SELECT {_COLUMNS} FROM questions WHERE answer IS NULL AND target IS NULL ORDER BY id"
+        )
+    ]
 
 
 def open_involving(conn: sqlite3.Connection, agent: str | None) -> list[QuestionRow]:
     """Open questions asked by or addressed to `agent` (every open one for None)."""
     if agent is None:
-        rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM questions WHERE answer IS NULL ORDER BY id")
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM questions WHERE answer IS NULL ORDER BY id")
     else:
         rows = conn.execute(
             f"SELECT {_COLUMNS} FROM questions WHERE answer IS NULL "
-            "AND (asker = ? OR target = ?) ORDER BY id", (agent, agent))
+            "AND (asker = ? OR target = ?) ORDER BY id",
+            (agent, agent),
+        )
     return [_row(r) for r in rows]
 
 
@@ -90,9 +119,14 @@ def next_deadline(conn: sqlite3.Connection) -> float | None:
 
 
 def expired(conn: sqlite3.Connection, now: float) -> list[int]:
-    return [r[0] for r in conn.execute(
-        "SELECT id FROM questions WHERE answer IS NULL AND deadline IS NOT NULL "
-        "AND deadline <= ? ORDER BY id", (now,))]
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM questions WHERE answer IS NULL AND deadline IS NOT NULL "
+            "AND deadline <= ? ORDER BY id",
+            (now,),
+        )
+    ]
 
 
 def vacuum(conn: sqlite3.Connection, answered_before: float) -> int:

@@ -20,23 +20,33 @@ class ReminderRow(NamedTuple):
     delivered_at: float | None
 
 
-_COLUMNS = ("id, agent, message, file_path, created_at, due_at, status, attempts, last_error, "
-            "delivered_at")
+_COLUMNS = (
+    "id, agent, message, file_path, created_at, due_at, status, attempts, last_error, delivered_at"
+)
 
 
 def count_pending(conn: sqlite3.Connection, agent: str) -> int:
-    return int(conn.execute(
-        "SELECT count(*) FROM reminders WHERE agent = ? AND status = 'pending'", (agent,)
-    ).fetchone()[0])
+    return int(
+        conn.execute(
+            "SELECT count(*) FROM reminders WHERE agent = ? AND status = 'pending'", (agent,)
+        ).fetchone()[0]
+    )
 
 
 def pending_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    return dict(conn.execute(
-        "SELECT agent, count(*) FROM reminders WHERE status = 'pending' GROUP BY agent"))
+    return dict(
+        conn.execute(
+            "SELECT agent, count(*) FROM reminders WHERE status = 'pending' GROUP BY agent"
+        )
+    )
 
 
 def insert(
-    conn: sqlite3.Connection, agent: str, message: str, file_path: str | None, now: float,
+    conn: sqlite3.Connection,
+    agent: str,
+    message: str,
+    file_path: str | None,
+    now: float,
     due_at: float,
 ) -> ReminderRow:
     r = conn.execute(
@@ -53,21 +63,29 @@ def get(conn: sqlite3.Connection, rid: int) -> ReminderRow | None:
 
 
 def due(conn: sqlite3.Connection, now: float, limit: int = 100) -> list[ReminderRow]:
-    return [ReminderRow(*r) for r in conn.execute(
-        f"SELECT {_COLUMNS} FROM reminders WHERE status = 'pending' AND due_at <= ? "
-        "ORDER BY due_at, id LIMIT ?", (now, limit))]
+    return [
+        ReminderRow(*r)
+        for r in conn.execute(
+            f"SELECT {_COLUMNS} FROM reminders WHERE status = 'pending' AND due_at <= ? "
+            "ORDER BY due_at, id LIMIT ?",
+            (now, limit),
+        )
+    ]
 
 
 def next_due(conn: sqlite3.Connection) -> float | None:
     due: float | None = conn.execute(
-        "SELECT min(due_at) FROM reminders WHERE status = 'pending'").fetchone()[0]
+        "SELECT min(due_at) FROM reminders WHERE status = 'pending'"
+    ).fetchone()[0]
     return due
 
 
 def mark_delivered(conn: sqlite3.Connection, rid: int, now: float) -> None:
     conn.execute(
         "UPDATE reminders SET status = 'delivered', delivered_at = ?, attempts = attempts + 1 "
-        "WHERE id = ?", (now, rid))
+        "WHERE id = ?",
+        (now, rid),
+    )
 
 
 def mark_failed(
@@ -92,9 +110,12 @@ def retry(conn: sqlite3.Connection, rid: int, now: float) -> ReminderRow | None:
 
 
 def delete_open(conn: sqlite3.Connection, rid: int) -> bool:
-    return conn.execute(
-        "DELETE FROM reminders WHERE id = ? AND status IN ('pending', 'parked')", (rid,)
-    ).rowcount > 0
+    return (
+        conn.execute(
+            "DELETE FROM reminders WHERE id = ? AND status IN ('pending', 'parked')", (rid,)
+        ).rowcount
+        > 0
+    )
 
 
 def open_rows(conn: sqlite3.Connection, agent: str | None = None) -> list[ReminderRow]:

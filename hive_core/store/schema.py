@@ -60,8 +60,7 @@ def _v1_broker_and_agents(conn: sqlite3.Connection) -> None:
     )
     conn.execute("CREATE INDEX IF NOT EXISTS messages_recipient ON messages(recipient, id)")
     conn.execute(
-        "CREATE INDEX IF NOT EXISTS messages_acked ON messages(acked_at) "
-        "WHERE acked_at IS NOT NULL"
+        "CREATE INDEX IF NOT EXISTS messages_acked ON messages(acked_at) WHERE acked_at IS NOT NULL"
     )
     conn.execute(
         "CREATE INDEX IF NOT EXISTS messages_dead ON messages(id) WHERE dead_at IS NOT NULL"
@@ -190,8 +189,10 @@ def _v6_costs(conn: sqlite3.Connection) -> None:
     if "thread" not in turns.columns_dict:
         conn.execute("ALTER TABLE turns ADD COLUMN thread INTEGER")
     # Covering `by_thread` (group by thread, sum cost, list agents) without a lookup per turn.
-    conn.execute("CREATE INDEX IF NOT EXISTS turns_thread_cost ON turns(thread, cost_usd, agent, "
-                 "ended_at) WHERE thread IS NOT NULL")
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS turns_thread_cost ON turns(thread, cost_usd, agent, "
+        "ended_at) WHERE thread IS NOT NULL"
+    )
     conn.execute(
         """CREATE TABLE IF NOT EXISTS turn_days (
             agent TEXT NOT NULL,
@@ -240,8 +241,9 @@ def _v6_costs(conn: sqlite3.Connection) -> None:
         "WHERE thread IS NULL AND woken_by IS NOT NULL"
     ).fetchall():
         if woken is not None:
-            conn.execute("UPDATE turns SET thread = ? WHERE id = ?",
-                         (costs.thread_of(conn, int(woken)), tid))
+            conn.execute(
+                "UPDATE turns SET thread = ? WHERE id = ?", (costs.thread_of(conn, int(woken)), tid)
+            )
     costs.rebuild_days(conn)
 
 

@@ -43,9 +43,19 @@ def insert_many(conn: sqlite3.Connection, rows: list[TurnRow]) -> None:
             "context_tokens, woken_by, thread) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (*r[:12], json.dumps(r.woken_by) if r.woken_by else None, thread),
         )
-        costs.add_to_days(conn, r.agent, r.ended_at, costs.Sums(
-            1, r.input_tokens, r.output_tokens, r.cache_read_tokens, r.cache_creation_tokens,
-            r.cost_usd))
+        costs.add_to_days(
+            conn,
+            r.agent,
+            r.ended_at,
+            costs.Sums(
+                1,
+                r.input_tokens,
+                r.output_tokens,
+                r.cache_read_tokens,
+                r.cache_creation_tokens,
+                r.cost_usd,
+            ),
+        )
 
 
 def vacuum(conn: sqlite3.Connection, older_than: float) -> int:

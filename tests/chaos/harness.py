@@ -63,8 +63,16 @@ from ..procs import agent_pids
 CALL_TIMEOUT = 30.0  # one request on a socket
 WAIT = 60.0  # any condition a thread waits for
 PROBLEMS = (
-    "lost", "after_ack", "unflagged_repeat", "out_of_order", "corrupt", "unacked_at_end",
-    "ack_mismatch", "error_answer", "integrity", "agents",
+    "lost",
+    "after_ack",
+    "unflagged_repeat",
+    "out_of_order",
+    "corrupt",
+    "unacked_at_end",
+    "ack_mismatch",
+    "error_answer",
+    "integrity",
+    "agents",
 )
 PADS = (0, 0, 10, 100, 1000, 6000)  # body padding: rows of varied size, some over a page
 
@@ -106,9 +114,19 @@ class DaemonProcess:
     def start(self, timeout: float = 20.0) -> None:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hive_core", "serve", "--state-dir",
-                 str(self.base / "state"), "--run-dir", str(self.run_dir)],
-                stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                [
+                    sys.executable,
+                    "-m",
+                    "hive_core",
+                    "serve",
+                    "--state-dir",
+                    str(self.base / "state"),
+                    "--run-dir",
+                    str(self.run_dir),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
             )
         # Readiness: the host socket answers (bound last, so every other socket is up too).
         wait_until(lambda: self._answers(), "the daemon to serve its host socket", timeout)
@@ -116,8 +134,9 @@ class DaemonProcess:
     def _answers(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise RuntimeError(f"daemon exited {self.proc.returncode}: "
-                               f"{self.log.read_text()[-2000:]}")
+            raise RuntimeError(
+                f"daemon exited {self.proc.returncode}: {self.log.read_text()[-2000:]}"
+            )
         return answers(self.host, {"cmd": "list"})
 
     def kill9(self) -> None:
@@ -250,8 +269,9 @@ class Client:
         try:
             answer = call_sync(self.path, request, CALL_TIMEOUT)
         except TimeoutError:  # a killed daemon closes at once: silence is a hang, not a kill
-            self.events.append(("error", request["cmd"], "timeout",
-                                f"no answer in {CALL_TIMEOUT:.0f} s"))
+            self.events.append(
+                ("error", request["cmd"], "timeout", f"no answer in {CALL_TIMEOUT:.0f} s")
+            )
             raise Refused from None
         except (OSError, EOFError):
             ctl.add(interrupted=1)
@@ -333,8 +353,9 @@ class Client:
                 held, need_requeue = [], self.receives
         return held, need_requeue
 
-    def drain(self, ctl: Control, barrier: threading.Barrier, held: list[int],
-              need_requeue: bool) -> None:
+    def drain(
+        self, ctl: Control, barrier: threading.Barrier, held: list[int], need_requeue: bool
+    ) -> None:
         """No kills any more: finish the turn, wait for every sender to stop, empty the inbox."""
         if held:
             self.ack(ctl, held, bare=False)
@@ -361,8 +382,12 @@ class DbRow:
 def read_rows(db: Path) -> dict[int, DbRow]:
     conn = sqlite3.connect(db)
     try:
-        return {r[0]: DbRow(*r) for r in conn.execute(
-            "SELECT id, recipient, sender, body, acked_at, dead_at FROM messages")}
+        return {
+            r[0]: DbRow(*r)
+            for r in conn.execute(
+                "SELECT id, recipient, sender, body, acked_at, dead_at FROM messages"
+            )
+        }
     finally:
         conn.close()
 
@@ -422,8 +447,9 @@ def classify(clients: list[Client], rows: dict[int, DbRow]) -> Verdict:
                 v.flag("after_ack", f"{c.principal}: {mid} ({body[:20]}) delivered after its ack")
             if mid in seen:
                 if not redelivered:
-                    v.flag("unflagged_repeat",
-                           f"{c.principal}: repeat of {mid} without redelivered")
+                    v.flag(
+                        "unflagged_repeat", f"{c.principal}: repeat of {mid} without redelivered"
+                    )
                 continue
             seen.add(mid)
             row = rows.get(mid)
@@ -439,8 +465,11 @@ def classify(clients: list[Client], rows: dict[int, DbRow]) -> Verdict:
                 continue
             label, seq = parsed
             if seq <= last.get(label, -1):
-                v.flag("out_of_order", f"{c.principal}: first delivery of {label}:{seq} "
-                                       f"(id {mid}) after {label}:{last[label]}")
+                v.flag(
+                    "out_of_order",
+                    f"{c.principal}: first delivery of {label}:{seq} "
+                    f"(id {mid}) after {label}:{last[label]}",
+                )
             last[label] = max(seq, last.get(label, -1))
         received[c.principal] = seen
 
@@ -451,11 +480,16 @@ def classify(clients: list[Client], rows: dict[int, DbRow]) -> Verdict:
         if row.recipient not in received:
             continue  # the manager's helper events, the operator's inbox: not this load's
         if mid not in sent and mid not in received[row.recipient]:
-            v.flag("lost", f"{row.body[:20]} (id {mid}) to {row.recipient} committed (answer "
-                           "lost), never delivered")
+            v.flag(
+                "lost",
+                f"{row.body[:20]} (id {mid}) to {row.recipient} committed (answer "
+                "lost), never delivered",
+            )
         if row.acked_at is None or row.dead_at is not None:
-            v.flag("unacked_at_end", f"{mid} to {row.recipient}: acked_at={row.acked_at} "
-                                     f"dead_at={row.dead_at}")
+            v.flag(
+                "unacked_at_end",
+                f"{mid} to {row.recipient}: acked_at={row.acked_at} dead_at={row.dead_at}",
+            )
     return v
 
 
@@ -498,7 +532,12 @@ class Summary:
 
 
 def run_chaos(
-    base: Path, *, kills: int, seed: int, agents: int = 4, max_ops: int = 40,
+    base: Path,
+    *,
+    kills: int,
+    seed: int,
+    agents: int = 4,
+    max_ops: int = 40,
     log: Callable[[str], None] | None = None,
 ) -> Summary:
     """One run on `base` (a short directory: unix socket paths are limited to 107 bytes)."""
@@ -512,14 +551,24 @@ def run_chaos(
         for name in names:
             call_sync(d.host, {"cmd": "spawn", "name": name, "command": _sleeper()}, CALL_TIMEOUT)
         clients = [
-            Client(name, name, d.agent_socket(name), [n for n in names if n != name], True,
-                   random.Random(rng.random()))
+            Client(
+                name,
+                name,
+                d.agent_socket(name),
+                [n for n in names if n != name],
+                True,
+                random.Random(rng.random()),
+            )
             for name in names
         ] + [Client("op", "operator", d.host, names, False, random.Random(rng.random()))]
         ctl = Control()
         barrier = threading.Barrier(len(clients), timeout=WAIT)
-        threads = [threading.Thread(target=c.run, args=(ctl, barrier), name=f"chaos-{c.label}",
-                                    daemon=True) for c in clients]
+        threads = [
+            threading.Thread(
+                target=c.run, args=(ctl, barrier), name=f"chaos-{c.label}", daemon=True
+            )
+            for c in clients
+        ]
         for t in threads:
             t.start()
         done = 0
@@ -531,8 +580,10 @@ def run_chaos(
                 if not integrity_ok(d.database):
                     verdict.flag("integrity", f"integrity_check failed after kill {done}")
                 for name in names:  # bound before the host socket; checked all the same
-                    wait_until(lambda n=name: answers(d.agent_socket(n), {"cmd": "whoami"}),
-                               f"{name}'s socket")
+                    wait_until(
+                        lambda n=name: answers(d.agent_socket(n), {"cmd": "whoami"}),
+                        f"{name}'s socket",
+                    )
                 ctl.bump()
                 if log and done % 100 == 0:
                     log(f"{done} kills, {time.monotonic() - started:.1f} s, {ctl.ops} requests")
@@ -569,7 +620,9 @@ def run_chaos(
     events = [e for c in clients for e in c.events]
     unknown = {(c.label, e[2]) for c in clients for e in c.events if e[0] == "sent?"}
     return Summary(
-        seed=seed, kills=done, agents=agents,
+        seed=seed,
+        kills=done,
+        agents=agents,
         messages=sum(1 for e in events if e[0] == "sent"),
         unknown_sends=len(unknown),
         committed_unknown=sum(1 for r in rows.values() if _parse(r.body) in unknown),

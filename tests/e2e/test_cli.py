@@ -52,10 +52,15 @@ def client_env(host: str | None = None, **extra: str) -> dict[str, str]:
     return env
 
 
-def cli(*args: str, env: dict[str, str], prefix: tuple[str, ...] = (),
-        timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, env: dict[str, str], prefix: tuple[str, ...] = (), timeout: float = TIMEOUT
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*prefix, HIVE_CORE, *args], env=env, capture_output=True, text=True, timeout=timeout,
+        [*prefix, HIVE_CORE, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -120,9 +125,17 @@ class CliDaemon(Daemon):
     def start(self, timeout: float = TIMEOUT) -> None:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [HIVE_CORE, "serve", "--state-dir", str(self.base / "state"),
-                 "--run-dir", str(self.base / "run")],
-                stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                [
+                    HIVE_CORE,
+                    "serve",
+                    "--state-dir",
+                    str(self.base / "state"),
+                    "--run-dir",
+                    str(self.base / "run"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
             )
         proc = self.proc
 
@@ -165,7 +178,8 @@ def test_blocking_connection_serves_many_requests(running: Daemon) -> None:
             conn.call({"cmd": "send", "to": "nobody", "body": "x"})
         got = conn.call({"cmd": "recv", "max": 10})
         assert [(m["id"], m["body"]) for m in got["messages"]] == [
-            (i, f"m{n}") for n, i in enumerate(ids)]
+            (i, f"m{n}") for n, i in enumerate(ids)
+        ]
         assert conn.call({"cmd": "ack_turn", "ids": ids}) == {"acked": 3, "ignored": 0}
         conn.sock.sendall(b"x" * (1 << 20) + b"x\n")  # over the line limit: answered, closed
         assert conn.read()["code"] == "line_too_long"
@@ -228,10 +242,18 @@ def test_exit_1_when_the_daemon_refuses(env: dict[str, str]) -> None:
     assert "[bad_request]" in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("args", [
-    ("send",), ("send", "alice"), ("inbox", "--wait", "-1"), ("inbox", "--max", "x"),
-    ("no-such-verb",), ("list", "--no-such-option"), ("agent", "recv", "--max", "33"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("send",),
+        ("send", "alice"),
+        ("inbox", "--wait", "-1"),
+        ("inbox", "--max", "x"),
+        ("no-such-verb",),
+        ("list", "--no-such-option"),
+        ("agent", "recv", "--max", "33"),
+    ],
+)
 def test_exit_2_on_usage_errors(args: tuple[str, ...], env: dict[str, str]) -> None:
     r = cli(*args, env=env)
     assert r.returncode == 2, r
@@ -276,8 +298,10 @@ def test_exit_3_permission_denied(running: Daemon, dirs: Path) -> None:
     if os.geteuid() == 0:
         prefix = _as_nobody()
         if prefix is None:
-            pytest.skip("running as root and neither setpriv nor runuser is available to drop "
-                        "to an unprivileged user")
+            pytest.skip(
+                "running as root and neither setpriv nor runuser is available to drop "
+                "to an unprivileged user"
+            )
         # Only the socket's own mode (0660, root's group) may stand in the way, not the temp dir.
         os.chmod(dirs, 0o755)
         r = cli("list", env=client_env(running.host), prefix=prefix)
@@ -295,8 +319,9 @@ def test_exit_3_permission_denied(running: Daemon, dirs: Path) -> None:
 
 
 # --- help and docs -----------------------------------------------------------------------------
-def _commands(cmd: click.Command, path: tuple[str, ...] = ()) -> Iterator[
-        tuple[tuple[str, ...], click.Command]]:
+def _commands(
+    cmd: click.Command, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
     yield path, cmd
     if isinstance(cmd, click.Group):
         for name, sub in sorted(cmd.commands.items()):
@@ -322,7 +347,8 @@ def test_every_command_is_documented() -> None:
         docs += sorted(p for p in (REPO / "docs").rglob("*") if p.suffix in (".md", ".rst"))
     text = "\n".join(p.read_text() for p in docs)
     missing = [
-        name for name in sorted(main.commands)
+        name
+        for name in sorted(main.commands)
         if not re.search(rf"hive-core\s+{re.escape(name)}\b|`{re.escape(name)}[`\s]", text)
     ]
     assert not missing, f"commands not in README.md or docs/: {missing}"
@@ -340,16 +366,23 @@ def _spawn_echo(daemon: Daemon, env: dict[str, str]) -> int:
 
 
 def test_sigterm_exits_0_removes_sockets_leaves_no_orphan(
-        running: Daemon, env: dict[str, str]) -> None:
+    running: Daemon, env: dict[str, str]
+) -> None:
     pid = _spawn_echo(running, env)
     run = running.base / "run"
-    for sock in (run / "host.sock", run / "manager" / "mcp.sock",
-                 run / "agents" / "alice" / "mcp.sock"):
+    for sock in (
+        run / "host.sock",
+        run / "manager" / "mcp.sock",
+        run / "agents" / "alice" / "mcp.sock",
+    ):
         assert is_socket(sock), sock
     # alice is now parked in a long-poll recv: an in-flight request the stop must cancel
     assert running.stop() == 0
-    for sock in (run / "host.sock", run / "manager" / "mcp.sock",
-                 run / "agents" / "alice" / "mcp.sock"):
+    for sock in (
+        run / "host.sock",
+        run / "manager" / "mcp.sock",
+        run / "agents" / "alice" / "mcp.sock",
+    ):
         assert not sock.exists(), f"{sock} left behind"
     assert not alive(pid), f"agent alice (pid {pid}) outlived the daemon"
     assert agent_pids(run) == []
@@ -395,16 +428,23 @@ def test_stale_socket_after_kill9_is_reclaimed(running: Daemon, env: dict[str, s
     assert "alice: echo: after-crash" in ok("inbox", "--wait", "10", env=env)
 
 
-@pytest.mark.parametrize(("state", "said"), [
-    ("state", "another hive-core daemon is using"),  # same state dir: the lock refuses it
-    ("state2", "served by a running daemon"),  # another state dir, same run dir: the socket
-])
+@pytest.mark.parametrize(
+    ("state", "said"),
+    [
+        ("state", "another hive-core daemon is using"),  # same state dir: the lock refuses it
+        ("state2", "served by a running daemon"),  # another state dir, same run dir: the socket
+    ],
+)
 def test_second_daemon_on_the_same_run_dir_is_refused(
-        running: Daemon, env: dict[str, str], state: str, said: str) -> None:
+    running: Daemon, env: dict[str, str], state: str, said: str
+) -> None:
     base = running.base
     r = subprocess.run(
         [HIVE_CORE, "serve", "--state-dir", str(base / state), "--run-dir", str(base / "run")],
-        env=client_env(), capture_output=True, text=True, timeout=TIMEOUT,
+        env=client_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
     )
     assert r.returncode != 0, r
     assert said in r.stderr, r.stderr
@@ -433,13 +473,16 @@ def test_agent_verbs(running: Daemon, env: dict[str, str]) -> None:
 
     got = json.loads(ok("agent", "recv", "--json", env=agent))["messages"]
     assert [(m["id"], m["from"], m["body"], m["redelivered"]) for m in got] == [
-        (first, "operator", "one", False)]
+        (first, "operator", "one", False)
+    ]
     assert ok("agent", "requeue", env=agent).strip() == "requeued 1"
     assert ok("agent", "requeue", env=agent).strip() == "requeued 0"  # idempotent
 
     out = ok("agent", "recv", "--max", "5", env=agent)
-    assert out.splitlines() == [f"[{first}] operator (redelivered): one",
-                                f"[{second}] operator: two"]
+    assert out.splitlines() == [
+        f"[{first}] operator (redelivered): one",
+        f"[{second}] operator: two",
+    ]
     assert ok("agent", "ack", str(first), env=agent).strip() == "acked 1"
     acked = json.loads(ok("agent", "ack", "--json", env=agent))
     assert acked["acked"] == 1
@@ -476,8 +519,13 @@ def test_events_prints_json_lines(running: Daemon, env: dict[str, str]) -> None:
 
 def test_events_follow_sees_new_events(running: Daemon, env: dict[str, str]) -> None:
     ok("spawn", "bob", "--", *SLEEPER, env=env)
-    follower = subprocess.Popen([HIVE_CORE, "events", "--follow"], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    follower = subprocess.Popen(
+        [HIVE_CORE, "events", "--follow"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: queue.Queue[str] = queue.Queue()
 
     def read() -> None:
@@ -537,7 +585,8 @@ def test_a_manager_left_by_kill9_is_reaped_on_restart(daemon: Daemon, dirs: Path
 
 
 def test_an_agent_that_cannot_be_reopened_is_reaped_and_not_started(
-        running: Daemon, env: dict[str, str]) -> None:
+    running: Daemon, env: dict[str, str]
+) -> None:
     """After a kill -9, an agent whose applied repo cannot be put back on main (a build cut
     short, a lock left behind) is not served: its old process is reaped all the same, and
     `start` refuses it rather than run a second, unserved copy."""
@@ -555,8 +604,7 @@ def test_an_agent_that_cannot_be_reopened_is_reaped_and_not_started(
     assert agent_pids(running.base / "run", "alice") == []
 
 
-def test_agents_left_by_kill9_are_reaped_on_restart(running: Daemon,
-                                                    env: dict[str, str]) -> None:
+def test_agents_left_by_kill9_are_reaped_on_restart(running: Daemon, env: dict[str, str]) -> None:
     old = _spawn_echo(running, env)
     running.kill9()
     assert alive(old), "the agent outlives a kill -9 of its daemon (its own session)"
@@ -571,7 +619,8 @@ def test_agents_left_by_kill9_are_reaped_on_restart(running: Daemon,
 
 
 def test_kill_all_kills_every_running_agent_past_a_stopped_one(
-        running: Daemon, env: dict[str, str]) -> None:
+    running: Daemon, env: dict[str, str]
+) -> None:
     """`kill --all` with the first agent stopped: the others are killed all the same."""
     for name in ("alice", "bob", "carol"):
         ok("spawn", name, "--", *SLEEPER, env=env)
@@ -579,4 +628,7 @@ def test_kill_all_kills_every_running_agent_past_a_stopped_one(
     assert ok("kill", "--all", env=env).strip() == "kill: all agents"
     rows = json.loads(ok("status", "--json", env=env))
     assert {r["name"]: r["running"] for r in rows["agent_statuses"]} == {
-        "alice": False, "bob": False, "carol": False}
+        "alice": False,
+        "bob": False,
+        "carol": False,
+    }

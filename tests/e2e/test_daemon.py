@@ -43,9 +43,19 @@ def test_ready_status_and_watchdog_reach_systemd(dirs: Path) -> None:
 def test_run_dir_too_long_is_a_clear_startup_error(dirs: Path) -> None:
     long_run = dirs / ("r" * 60)
     proc = subprocess.run(
-        [sys.executable, "-m", "hive_core", "serve", "--state-dir", str(dirs / "s"),
-         "--run-dir", str(long_run)],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "hive_core",
+            "serve",
+            "--state-dir",
+            str(dirs / "s"),
+            "--run-dir",
+            str(long_run),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "too long" in proc.stderr and "107" in proc.stderr
@@ -63,8 +73,9 @@ async def test_socket_and_dir_modes(hive: Hive, host: str) -> None:
 
 
 @pytest.mark.parametrize("where", ["state", "run"])
-async def test_planted_symlink_is_never_followed(hive: Hive, host: str, dirs: Path,
-                                                 where: str) -> None:
+async def test_planted_symlink_is_never_followed(
+    hive: Hive, host: str, dirs: Path, where: str
+) -> None:
     outside = dirs / "outside"
     outside.mkdir()
     root = hive.paths.state if where == "state" else hive.paths.run
@@ -77,8 +88,9 @@ async def test_planted_symlink_is_never_followed(hive: Hive, host: str, dirs: Pa
 
 
 async def test_spawn_that_cannot_start_leaves_nothing(hive: Hive, host: str) -> None:
-    answer = await call(host, {"cmd": "spawn", "name": "ghost",
-                               "command": ["/nonexistent/agent-binary"]})
+    answer = await call(
+        host, {"cmd": "spawn", "name": "ghost", "command": ["/nonexistent/agent-binary"]}
+    )
     assert answer["ok"] is False and answer["code"] == "unavailable"
     assert (await call(host, {"cmd": "list"}))["agents"] == []
     assert not hive.paths.agent_dir("ghost").exists()

@@ -425,10 +425,14 @@ def test_agent_toml_lifecycle_restart_is_checked() -> None:
 
     base = b'command = ["true"]\n'
     assert parse_config(base + b'[lifecycle]\nrestart = "on-crash"\n', "a")["restart"] == (
-        "on-crash")
+        "on-crash"
+    )
     assert "restart" not in parse_config(base, "a")
-    for bad in (b'[lifecycle]\nrestart = "always"\n', b"[lifecycle]\nretry = 1\n",
-                b'lifecycle = "on-crash"\n'):
+    for bad in (
+        b'[lifecycle]\nrestart = "always"\n',
+        b"[lifecycle]\nretry = 1\n",
+        b'lifecycle = "on-crash"\n',
+    ):
         with pytest.raises(BadRequest, match="lifecycle"):
             parse_config(base + bad, "a")
 

@@ -111,7 +111,8 @@ def test_rendered_unit_has_the_expected_directives() -> None:
     assert list(unit) == ["Unit", "Service", "Install"]
     service = single(unit, "Service")
     assert service.pop("ExecStart") == (
-        "/usr/bin/hive-core serve --state-dir /var/lib/hyperhive --run-dir /run/hyperhive")
+        "/usr/bin/hive-core serve --state-dir /var/lib/hyperhive --run-dir /run/hyperhive"
+    )
     assert service == EXPECTED_SERVICE
     assert single(unit, "Install") == {"WantedBy": "multi-user.target"}
     assert single(unit, "Unit")["After"] == "network.target"
@@ -121,10 +122,14 @@ def test_rendered_unit_has_the_expected_directives() -> None:
 
 # A directive may share the comment of the one before it when they belong together.
 SHARES_COMMENT = {
-    "RestartSec": "Restart", "TimeoutStopSec": "KillMode",
-    "StateDirectoryMode": "StateDirectory", "RuntimeDirectoryMode": "RuntimeDirectory",
-    "ProtectKernelModules": "ProtectKernelTunables", "ProtectKernelLogs": "ProtectKernelModules",
-    "RestrictRealtime": "LockPersonality", "Environment": "SystemCallArchitectures",
+    "RestartSec": "Restart",
+    "TimeoutStopSec": "KillMode",
+    "StateDirectoryMode": "StateDirectory",
+    "RuntimeDirectoryMode": "RuntimeDirectory",
+    "ProtectKernelModules": "ProtectKernelTunables",
+    "ProtectKernelLogs": "ProtectKernelModules",
+    "RestrictRealtime": "LockPersonality",
+    "Environment": "SystemCallArchitectures",
 }
 
 
@@ -139,20 +144,36 @@ def test_every_choice_is_explained() -> None:
         if not line:
             continue
         key = line.split("=", 1)[0] if not line.startswith("#") else "#"
-        if key not in ("#", "ExecStart") and previous != "#" and \
-                SHARES_COMMENT.get(key) != previous:
+        if (
+            key not in ("#", "ExecStart")
+            and previous != "#"
+            and SHARES_COMMENT.get(key) != previous
+        ):
             unexplained.append(key)
         previous = key
     assert unexplained == []
 
 
 def test_exec_start_with_a_config_file_and_other_dirs() -> None:
-    text = render("/opt/hive/bin/hive-core", state_dir="/srv/hive", run_dir="/run/h",
-                  config="/etc/hive-core.toml", group="ops", watchdog_sec=60)
+    text = render(
+        "/opt/hive/bin/hive-core",
+        state_dir="/srv/hive",
+        run_dir="/run/h",
+        config="/etc/hive-core.toml",
+        group="ops",
+        watchdog_sec=60,
+    )
     service = parse_unit(text)["Service"]
     assert shlex.split(service["ExecStart"][0]) == [
-        "/opt/hive/bin/hive-core", "serve", "--state-dir", "/srv/hive", "--run-dir", "/run/h",
-        "--config", "/etc/hive-core.toml"]
+        "/opt/hive/bin/hive-core",
+        "serve",
+        "--state-dir",
+        "/srv/hive",
+        "--run-dir",
+        "/run/h",
+        "--config",
+        "/etc/hive-core.toml",
+    ]
     assert service["WatchdogSec"] == ["60s"]
     assert "StateDirectory" not in service  # /srv is not below /var/lib: the daemon creates it
     assert service["RuntimeDirectory"] == ["h"]
@@ -174,18 +195,21 @@ def test_exec_start_arguments_are_escaped_for_systemd() -> None:
     assert line == '"/opt/hive core/hive-core" serve --state-dir /var/lib/a%%b --run-dir /run/x$$y'
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"executable": "hive-core"}, "absolute"),
-    ({"executable": "/bin/hive\ncore"}, "control characters"),
-    ({"state_dir": "var/lib/hyperhive"}, "absolute"),
-    ({"state_dir": "/home/me/hive"}, "/home"),
-    ({"run_dir": "/etc/hive"}, "/etc"),
-    ({"run_dir": "/run/" + "r" * 40}, "too long"),
-    ({"config": "hive.toml"}, "absolute"),
-    ({"group": "ops"}, "config file"),
-    ({"group": "bad group", "config": "/etc/h.toml"}, "not a valid group name"),
-    ({"watchdog_sec": 0}, "positive"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"executable": "hive-core"}, "absolute"),
+        ({"executable": "/bin/hive\ncore"}, "control characters"),
+        ({"state_dir": "var/lib/hyperhive"}, "absolute"),
+        ({"state_dir": "/home/me/hive"}, "/home"),
+        ({"run_dir": "/etc/hive"}, "/etc"),
+        ({"run_dir": "/run/" + "r" * 40}, "too long"),
+        ({"config": "hive.toml"}, "absolute"),
+        ({"group": "ops"}, "config file"),
+        ({"group": "bad group", "config": "/etc/h.toml"}, "not a valid group name"),
+        ({"watchdog_sec": 0}, "positive"),
+    ],
+)
 def test_bad_values_are_refused(kwargs: dict[str, Any], message: str) -> None:
     args: dict[str, Any] = {"executable": "/usr/bin/hive-core", **kwargs}
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -205,16 +229,16 @@ def systemd_analyze(tmp_path: Path) -> str:
         pytest.skip("systemd-analyze is not installed (Debian: the systemd package)")
     probe = tmp_path / "probe.service"
     probe.write_text("[Service]\nType=oneshot\nExecStart=/bin/true\n")
-    done = subprocess.run([exe, "verify", str(probe)], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run([exe, "verify", str(probe)], capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
         pytest.skip(f"systemd-analyze verify cannot run here: {done.stderr.strip()[:300]}")
     return exe
 
 
 def verify(exe: str, unit_file: Path) -> None:
-    done = subprocess.run([exe, "verify", str(unit_file)], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [exe, "verify", str(unit_file)], capture_output=True, text=True, timeout=60
+    )
     ours = [line for line in done.stderr.splitlines() if unit_file.name in line]
     assert done.returncode == 0 and not ours, done.stderr
 
@@ -228,10 +252,14 @@ def test_systemd_analyze_verifies_the_unit(systemd_analyze: str, tmp_path: Path)
 def test_systemd_analyze_catches_a_broken_unit(systemd_analyze: str, tmp_path: Path) -> None:
     """The check above would see a mistake: an unknown directive is reported."""
     unit_file = tmp_path / "broken.service"
-    unit_file.write_text(render(default_executable()).replace(
-        "KillMode=mixed", "KillMode=mixed\nProtectEverything=yes"))
-    done = subprocess.run([systemd_analyze, "verify", str(unit_file)], capture_output=True,
-                          text=True, timeout=60)
+    unit_file.write_text(
+        render(default_executable()).replace(
+            "KillMode=mixed", "KillMode=mixed\nProtectEverything=yes"
+        )
+    )
+    done = subprocess.run(
+        [systemd_analyze, "verify", str(unit_file)], capture_output=True, text=True, timeout=60
+    )
     assert "ProtectEverything" in done.stderr
 
 
@@ -259,8 +287,9 @@ def test_the_nix_files_are_there() -> None:
 
 def test_every_nix_file_parses(nix_instantiate: str) -> None:
     for path in nix_files():
-        done = subprocess.run([nix_instantiate, "--parse", str(path)], capture_output=True,
-                              text=True, timeout=60)
+        done = subprocess.run(
+            [nix_instantiate, "--parse", str(path)], capture_output=True, text=True, timeout=60
+        )
         assert done.returncode == 0, f"{path.relative_to(REPO)}: {done.stderr}"
 
 
@@ -389,16 +418,41 @@ in
 """
 
 
-def nix_eval(exe: str, tmp: Path, part: str, overrides: dict[str, Any] | None = None,
-             state_version: str = "25.05") -> Any:
+def nix_eval(
+    exe: str,
+    tmp: Path,
+    part: str,
+    overrides: dict[str, Any] | None = None,
+    state_version: str = "25.05",
+) -> Any:
     stub = tmp / "stub.nix"
     stub.write_text(STUB.replace("@STORE@", STORE))
     done = subprocess.run(
-        [exe, "--eval", "--strict", "--json", "--readonly-mode", str(stub), "-A", part,
-         "--arg", "module", str(MODULE), "--arg", "flake", str(FLAKE),
-         "--argstr", "overrides", json.dumps(overrides or {}),
-         "--argstr", "stateVersion", state_version],
-        capture_output=True, text=True, timeout=120,
+        [
+            exe,
+            "--eval",
+            "--strict",
+            "--json",
+            "--readonly-mode",
+            str(stub),
+            "-A",
+            part,
+            "--arg",
+            "module",
+            str(MODULE),
+            "--arg",
+            "flake",
+            str(FLAKE),
+            "--argstr",
+            "overrides",
+            json.dumps(overrides or {}),
+            "--argstr",
+            "stateVersion",
+            state_version,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -421,22 +475,41 @@ def module_unit(service: dict[str, Any]) -> dict[str, str]:
 
 def test_module_options_and_defaults(nix_instantiate: str, tmp_path: Path) -> None:
     m = nix_eval(nix_instantiate, tmp_path, "module")
-    assert m["options"] == sorted(["enable", "package", "stateDir", "runDir", "adminGroup",
-                                   "backend", "dashboard", "settings", "configFile"])
+    assert m["options"] == sorted(
+        [
+            "enable",
+            "package",
+            "stateDir",
+            "runDir",
+            "adminGroup",
+            "backend",
+            "dashboard",
+            "settings",
+            "configFile",
+        ]
+    )
     assert m["defaults"] == {
-        "enable": False, "stateDir": "/var/lib/hyperhive", "runDir": "/run/hyperhive",
-        "adminGroup": "hive-admin", "backend": "nixos-container",
-        "dashboard": {"listen": "127.0.0.1:7777"}, "settings": {},
+        "enable": False,
+        "stateDir": "/var/lib/hyperhive",
+        "runDir": "/run/hyperhive",
+        "adminGroup": "hive-admin",
+        "backend": "nixos-container",
+        "dashboard": {"listen": "127.0.0.1:7777"},
+        "settings": {},
     }
     assert m["enabledBy"] and m["failed"] == []
     assert m["groups"] == ["hive-admin"]
     assert m["systemPackages"] == ["hive-core"]
     assert m["variables"] == {"HIVE_HOST_SOCKET": "/run/hyperhive/host.sock"}
-    assert m["tmpfiles"] == ["d /var/lib/hyperhive 0750 root root - -",
-                             "d /run/hyperhive 0751 root root - -",
-                             "d /etc/nixos-containers 0755 root root - -"]
-    assert m["ncOverride"] == {"configurationDirectory": "/etc/nixos-containers",
-                               "stateDirectory": "/var/lib/nixos-containers"}
+    assert m["tmpfiles"] == [
+        "d /var/lib/hyperhive 0750 root root - -",
+        "d /run/hyperhive 0751 root root - -",
+        "d /etc/nixos-containers 0755 root root - -",
+    ]
+    assert m["ncOverride"] == {
+        "configurationDirectory": "/etc/nixos-containers",
+        "stateDirectory": "/var/lib/nixos-containers",
+    }
 
 
 def test_module_service_is_the_rendered_unit(nix_instantiate: str, tmp_path: Path) -> None:
@@ -452,7 +525,8 @@ def test_module_service_is_the_rendered_unit(nix_instantiate: str, tmp_path: Pat
     assert ours.pop("CacheDirectory") == "hyperhive"  # nix's cache, ProtectHome hides /root
     assert ours.pop("Environment") == (
         "NIX_PATH=nixpkgs=flake:nixpkgs:/nix/var/nix/profiles/per-user/root/channels "
-        "NIX_REMOTE=daemon XDG_CACHE_HOME=/var/cache/hyperhive")
+        "NIX_REMOTE=daemon XDG_CACHE_HOME=/var/cache/hyperhive"
+    )
     assert rendered.pop("Environment") == "NIX_REMOTE=daemon"
     assert ours == rendered
     assert service["description"] == single(parse_unit(render("/x")), "Unit")["Description"]
@@ -460,27 +534,41 @@ def test_module_service_is_the_rendered_unit(nix_instantiate: str, tmp_path: Pat
     assert service["after"] == ["network.target", "nix-daemon.socket"]
     assert service["wants"] == ["nix-daemon.socket"]
     assert service["stopIfChanged"] is False  # a switch restarts: the run dir is kept
-    assert service["path"] == ["git-minimal", "nixos-container", "nix", "util-linux",
-                               "e2fsprogs"]
+    assert service["path"] == ["git-minimal", "nixos-container", "nix", "util-linux", "e2fsprogs"]
 
 
-def test_module_default_settings_are_the_handwritten_toml(nix_instantiate: str,
-                                                          tmp_path: Path) -> None:
+def test_module_default_settings_are_the_handwritten_toml(
+    nix_instantiate: str, tmp_path: Path
+) -> None:
     m = nix_eval(nix_instantiate, tmp_path, "module")
     assert m["settings"] == default_settings(
-        STORE + "nixos-container/bin/nixos-container", STORE + "systemd/bin/journalctl",
-        "/etc/nixos-containers")
+        STORE + "nixos-container/bin/nixos-container",
+        STORE + "systemd/bin/journalctl",
+        "/etc/nixos-containers",
+    )
     assert set(m["settings"]) <= {a.name for a in attrs.fields(Config)}
 
 
 def test_module_process_backend_and_other_dirs(nix_instantiate: str, tmp_path: Path) -> None:
-    m = nix_eval(nix_instantiate, tmp_path, "module", {
-        "backend": "process", "stateDir": "/srv/hive", "adminGroup": "ops",
-        "settings": {"restart_on_crash": True, "urls": {"domain": "hive.example.org"}},
-    }, state_version="21.11")
+    m = nix_eval(
+        nix_instantiate,
+        tmp_path,
+        "module",
+        {
+            "backend": "process",
+            "stateDir": "/srv/hive",
+            "adminGroup": "ops",
+            "settings": {"restart_on_crash": True, "urls": {"domain": "hive.example.org"}},
+        },
+        state_version="21.11",
+    )
     assert m["failed"] == []
-    assert m["settings"] == {"backend": "process", "admin_group": "ops",
-                             "restart_on_crash": True, "urls": {"domain": "hive.example.org"}}
+    assert m["settings"] == {
+        "backend": "process",
+        "admin_group": "ops",
+        "restart_on_crash": True,
+        "urls": {"domain": "hive.example.org"},
+    }
     service = m["service"]
     assert service["path"] == ["git-minimal"]
     assert service["environment"] == {"NIX_REMOTE": "daemon"}
@@ -489,19 +577,28 @@ def test_module_process_backend_and_other_dirs(nix_instantiate: str, tmp_path: P
     assert config["RuntimeDirectory"] == "hyperhive"
     assert config["ReadWritePaths"] == ["-/etc/containers"]  # stateVersion < 22.05
     assert m["groups"] == ["ops"]
-    assert m["tmpfiles"] == ["d /srv/hive 0750 root root - -",
-                             "d /run/hyperhive 0751 root root - -"]
+    assert m["tmpfiles"] == [
+        "d /srv/hive 0750 root root - -",
+        "d /run/hyperhive 0751 root root - -",
+    ]
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"settings": {"dashboard_listen": "x", "bogus": 1}}, "unknown keys bogus, dashboard_listen"),
-    ({"settings": {"backend": "process"}}, "set backend through"),
-    ({"runDir": "/run/" + "r" * 40}, "too long"),
-    ({"stateDir": "var/lib/h"}, "absolute"),
-    ({"enableContainers": False}, "boot.enableContainers"),
-])
-def test_module_assertions(nix_instantiate: str, tmp_path: Path, overrides: dict[str, Any],
-                           message: str) -> None:
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            {"settings": {"dashboard_listen": "x", "bogus": 1}},
+            "unknown keys bogus, dashboard_listen",
+        ),
+        ({"settings": {"backend": "process"}}, "set backend through"),
+        ({"runDir": "/run/" + "r" * 40}, "too long"),
+        ({"stateDir": "var/lib/h"}, "absolute"),
+        ({"enableContainers": False}, "boot.enableContainers"),
+    ],
+)
+def test_module_assertions(
+    nix_instantiate: str, tmp_path: Path, overrides: dict[str, Any], message: str
+) -> None:
     failed = nix_eval(nix_instantiate, tmp_path, "module", overrides)["failed"]
     assert len(failed) == 1 and message in failed[0], failed
 
@@ -514,13 +611,19 @@ def test_module_known_keys_are_config_py_keys() -> None:
     assert re.findall(r'"([a-z_]+)"', block[1]) == [a.name for a in attrs.fields(Config)]
 
 
-def test_module_unit_passes_systemd_analyze(nix_instantiate: str, systemd_analyze: str,
-                                            tmp_path: Path) -> None:
+def test_module_unit_passes_systemd_analyze(
+    nix_instantiate: str, systemd_analyze: str, tmp_path: Path
+) -> None:
     """The module's serviceConfig written as NixOS writes it (a list value: one line each) with
     ExecStart pointed at this installation, through `systemd-analyze verify`."""
     service = nix_eval(nix_instantiate, tmp_path, "module")["service"]
-    lines = ["[Unit]", f"Description={service['description']}",
-             f"After={' '.join(service['after'])}", "", "[Service]"]
+    lines = [
+        "[Unit]",
+        f"Description={service['description']}",
+        f"After={' '.join(service['after'])}",
+        "",
+        "[Service]",
+    ]
     for key, value in service["serviceConfig"].items():
         if key == "ExecStart":
             value = f"{default_executable()} serve --state-dir /var/lib/hyperhive"
@@ -557,10 +660,14 @@ def test_flake_builds_the_package_from_pyproject(nix_instantiate: str, tmp_path:
 # --- the daemon with the module's default TOML ------------------------------------------------
 def default_settings(nixos_container: str, journalctl: str, conf_dir: str) -> dict[str, Any]:
     """What the module renders with no `settings` (backend nixos-container)."""
-    return {"backend": "nixos-container", "admin_group": "hive-admin",
-            "dashboard_listen": "127.0.0.1:7777",
-            "nixos_container": nixos_container, "journalctl": journalctl,
-            "nixos_container_conf_dir": conf_dir}
+    return {
+        "backend": "nixos-container",
+        "admin_group": "hive-admin",
+        "dashboard_listen": "127.0.0.1:7777",
+        "nixos_container": nixos_container,
+        "journalctl": journalctl,
+        "nixos_container_conf_dir": conf_dir,
+    }
 
 
 def toml(settings: dict[str, Any]) -> str:
@@ -576,20 +683,29 @@ def notify_socket(dirs: Path) -> Iterator[socket.socket]:
         yield sock
 
 
-def test_daemon_starts_from_the_unit_with_the_module_toml(dirs: Path,
-                                                          notify_socket: socket.socket) -> None:
+def test_daemon_starts_from_the_unit_with_the_module_toml(
+    dirs: Path, notify_socket: socket.socket
+) -> None:
     fake = dirs / "fake"
-    settings = default_settings(str(FAKE_BIN / "nixos-container"), str(FAKE_BIN / "journalctl"),
-                                str(fake / "conf"))
+    settings = default_settings(
+        str(FAKE_BIN / "nixos-container"), str(FAKE_BIN / "journalctl"), str(fake / "conf")
+    )
     config_file = dirs / "hive-core.toml"
     config_file.write_text(toml(settings))
     assert tomllib.loads(config_file.read_text()) == settings
     state, run = dirs / "state", dirs / "run"
-    unit = parse_unit(render(default_executable(), state_dir=str(state), run_dir=str(run),
-                             config=str(config_file)))
+    unit = parse_unit(
+        render(
+            default_executable(), state_dir=str(state), run_dir=str(run), config=str(config_file)
+        )
+    )
     argv = shlex.split(unit["Service"]["ExecStart"][0])
-    env = {**os.environ, "NOTIFY_SOCKET": str(dirs / "notify.sock"),
-           "FAKE_NIXOS_LOG": str(dirs / "nixos.log"), "FAKE_NIXOS_DIR": str(fake)}
+    env = {
+        **os.environ,
+        "NOTIFY_SOCKET": str(dirs / "notify.sock"),
+        "FAKE_NIXOS_LOG": str(dirs / "nixos.log"),
+        "FAKE_NIXOS_DIR": str(fake),
+    }
     for key in ("HIVE_CONFIG", "HIVE_STATE_DIR", "HIVE_RUN_DIR", "HIVE_HOST_SOCKET"):
         env.pop(key, None)
     log = dirs / "daemon.log"
@@ -603,8 +719,12 @@ def test_daemon_starts_from_the_unit_with_the_module_toml(dirs: Path,
             except TimeoutError:
                 pytest.fail(f"no READY=1 (exit {proc.poll()}): {log.read_text()}")
         host = str(run / "host.sock")
-        listed = subprocess.run([argv[0], "list", "--json", "--socket", host],
-                                capture_output=True, text=True, timeout=60)
+        listed = subprocess.run(
+            [argv[0], "list", "--json", "--socket", host],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert listed.returncode == 0, listed.stderr
         assert json.loads(listed.stdout)["agents"] == []
         proc.send_signal(signal.SIGTERM)

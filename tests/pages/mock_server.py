@@ -31,14 +31,56 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 STATIC = Path(__file__).resolve().parents[2] / "hive_core" / "surfaces" / "http" / "static"
-NAMES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
-         "kilo", "lima", "mike", "nova", "oscar", "papa", "quinn", "romeo", "sierra", "tango",
-         "ursa", "victor", "whisky", "xray", "yank", "zulu"] + [f"a{i:03d}" for i in range(300)]
-TOOLS = ["Bash", "Read", "Edit", "Grep", "Write", "mcp__hive__send", "mcp__hive__recv", "WebFetch", "Glob", "TodoWrite"]
-LINES = ["looking at the failing test in broker.py", "the lease expires before the ack arrives",
-         "done: the migration runs in one transaction", "can you review my change to reminders?",
-         "PR ready: fixes the off-by-one in history paging", "build is green again",
-         "I need the forge token rotated", "next: the nixos backend bind mounts"]
+NAMES = [
+    "alice",
+    "bob",
+    "carol",
+    "dave",
+    "erin",
+    "frank",
+    "grace",
+    "heidi",
+    "ivan",
+    "judy",
+    "kilo",
+    "lima",
+    "mike",
+    "nova",
+    "oscar",
+    "papa",
+    "quinn",
+    "romeo",
+    "sierra",
+    "tango",
+    "ursa",
+    "victor",
+    "whisky",
+    "xray",
+    "yank",
+    "zulu",
+] + [f"a{i:03d}" for i in range(300)]
+TOOLS = [
+    "Bash",
+    "Read",
+    "Edit",
+    "Grep",
+    "Write",
+    "mcp__hive__send",
+    "mcp__hive__recv",
+    "WebFetch",
+    "Glob",
+    "TodoWrite",
+]
+LINES = [
+    "looking at the failing test in broker.py",
+    "the lease expires before the ack arrives",
+    "done: the migration runs in one transaction",
+    "can you review my change to reminders?",
+    "PR ready: fixes the off-by-one in history paging",
+    "build is green again",
+    "I need the forge token rotated",
+    "next: the nixos backend bind mounts",
+]
 DIFF = """diff --git a/agent.toml b/agent.toml
 index 3b18e51..a9c2f04 100644
 --- a/agent.toml
@@ -48,20 +90,25 @@ index 3b18e51..a9c2f04 100644
  name = "carol"
 -model = "claude-sonnet-4"
 +model = "claude-opus-4"
- 
+
  [claude]
 -turn_timeout = 1800
 +turn_timeout = 3600
 +rate_limit_wait = 300
- 
+
  [budget]
 -usd_per_day = 5
 +usd_per_day = 12
 +usd_per_month = 200
 """
-MIME = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-        ".css": "text/css; charset=utf-8", ".md": "text/markdown; charset=utf-8",
-        ".png": "image/png", ".svg": "image/svg+xml"}
+MIME = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".md": "text/markdown; charset=utf-8",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+}
 
 
 def iso(t: float) -> str:
@@ -69,9 +116,16 @@ def iso(t: float) -> str:
 
 
 def status_row(name: str, **kw: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {"name": name, "running": True, "failed": False, "needs_update": False,
-                           "needs_login": False, "deployed_sha": "%012x" % random.getrandbits(48),
-                           "pending_reminders": 0, "paused": False}
+    row: dict[str, Any] = {
+        "name": name,
+        "running": True,
+        "failed": False,
+        "needs_update": False,
+        "needs_login": False,
+        "deployed_sha": f"{random.getrandbits(48):012x}",
+        "pending_reminders": 0,
+        "paused": False,
+    }
     row.update(kw)
     return row
 
@@ -86,12 +140,19 @@ class Hive:
         self.next_id = {"msg": 100, "approval": 1, "question": 1, "reminder": 1}
         self.agents: dict[str, dict[str, Any]] = {}
         for i, name in enumerate(NAMES[:n_agents]):
-            row = status_row(name, active_model=random.choice(["claude-opus-4", "claude-sonnet-4"]),
-                             cost_usd=round(random.uniform(0.1, 9), 2),
-                             context_tokens=random.randint(8_000, 160_000))
+            row = status_row(
+                name,
+                active_model=random.choice(["claude-opus-4", "claude-sonnet-4"]),
+                cost_usd=round(random.uniform(0.1, 9), 2),
+                context_tokens=random.randint(8_000, 160_000),
+            )
             if i % 3 == 0:
-                row["budget"] = {"period": "day", "limit_usd": 10.0,
-                                 "spent_usd": round(random.uniform(1, 11), 2), "paused": False}
+                row["budget"] = {
+                    "period": "day",
+                    "limit_usd": 10.0,
+                    "spent_usd": round(random.uniform(1, 11), 2),
+                    "paused": False,
+                }
             if i == 0:
                 row["parent"] = "manager"
                 row["status_text"] = "reviewing the broker lease change"
@@ -101,7 +162,12 @@ class Hive:
             self.agents[names[3]].update(running=False)
         if len(names) > 5:
             self.agents[names[5]].update(paused=True)
-            self.agents[names[5]]["budget"] = {"period": "day", "limit_usd": 5.0, "spent_usd": 5.2, "paused": True}
+            self.agents[names[5]]["budget"] = {
+                "period": "day",
+                "limit_usd": 5.0,
+                "spent_usd": 5.2,
+                "paused": True,
+            }
         if len(names) > 7:
             self.agents[names[7]].update(running=False, failed=True, status_text="harness exited 1")
         self.base_agents = copy.deepcopy(self.agents)
@@ -109,7 +175,9 @@ class Hive:
         self.questions: dict[int, dict[str, Any]] = {}
         self.reminders: dict[int, dict[str, Any]] = {}
         self.dead: dict[int, dict[str, Any]] = {}
-        self.tombstones: dict[str, dict[str, Any]] = {"old-bot": {"name": "old-bot", "destroyed_at": iso(self.now() - 86400)}}
+        self.tombstones: dict[str, dict[str, Any]] = {
+            "old-bot": {"name": "old-bot", "destroyed_at": iso(self.now() - 86400)}
+        }
         self.inbox: list[dict[str, Any]] = []
         self.paused = False
         self._seed_rows()
@@ -124,34 +192,90 @@ class Hive:
     def _seed_rows(self) -> None:
         a = list(self.agents)
         t = self.now()
-        self.approvals[1] = {"id": 1, "agent": a[2 % len(a)], "kind": "apply_commit", "commit_ref": "a9c2f04e1b7d",
-                             "fetched_sha": "a9c2f04e1b7d55aa10c3e2f1d0b9a8c7d6e5f4a3", "requested_at": iso(t - 340),
-                             "status": "pending", "description": "Switch to opus, longer turn timeout, raise the daily budget to $12."}
-        self.approvals[2] = {"id": 2, "agent": "manager", "kind": "spawn", "commit_ref": "",
-                             "requested_at": iso(t - 120), "status": "pending",
-                             "description": "spawn `scout`: reads the forge's open issues and files summaries."}
+        self.approvals[1] = {
+            "id": 1,
+            "agent": a[2 % len(a)],
+            "kind": "apply_commit",
+            "commit_ref": "a9c2f04e1b7d",
+            "fetched_sha": "a9c2f04e1b7d55aa10c3e2f1d0b9a8c7d6e5f4a3",
+            "requested_at": iso(t - 340),
+            "status": "pending",
+            "description": "Switch to opus, longer turn timeout, raise the daily budget to $12.",
+        }
+        self.approvals[2] = {
+            "id": 2,
+            "agent": "manager",
+            "kind": "spawn",
+            "commit_ref": "",
+            "requested_at": iso(t - 120),
+            "status": "pending",
+            "description": "spawn `scout`: reads the forge's open issues and files summaries.",
+        }
         self.next_id["approval"] = 2
-        self.questions[1] = {"id": 1, "asker": a[1 % len(a)], "to": "operator",
-                             "question": "Which branch should the release be cut from?",
-                             "options": ["main", "release-2026.09", "hold the release"], "multi": False,
-                             "asked_at": iso(t - 600), "deadline": iso(t + 3000)}
-        self.questions[2] = {"id": 2, "asker": a[0], "to": "operator",
-                             "question": "The nightly bench regressed 12% on wake latency. Bisect now, or after the migration lands?",
-                             "multi": False, "asked_at": iso(t - 60)}
+        self.questions[1] = {
+            "id": 1,
+            "asker": a[1 % len(a)],
+            "to": "operator",
+            "question": "Which branch should the release be cut from?",
+            "options": ["main", "release-2026.09", "hold the release"],
+            "multi": False,
+            "asked_at": iso(t - 600),
+            "deadline": iso(t + 3000),
+        }
+        self.questions[2] = {
+            "id": 2,
+            "asker": a[0],
+            "to": "operator",
+            "question": "The nightly bench regressed 12% on wake latency. Bisect now, or after the migration lands?",
+            "multi": False,
+            "asked_at": iso(t - 60),
+        }
         self.next_id["question"] = 2
-        self.reminders[1] = {"id": 1, "agent": a[0], "message": "check the CI run of PR 214", "due_at": iso(t + 900),
-                             "status": "pending", "attempts": 0}
-        self.reminders[2] = {"id": 2, "agent": a[1 % len(a)], "message": "rotate logs", "file_path": "notes/rotate.md",
-                             "due_at": iso(t - 30), "status": "failed", "attempts": 3, "last_error": "agent stopped"}
+        self.reminders[1] = {
+            "id": 1,
+            "agent": a[0],
+            "message": "check the CI run of PR 214",
+            "due_at": iso(t + 900),
+            "status": "pending",
+            "attempts": 0,
+        }
+        self.reminders[2] = {
+            "id": 2,
+            "agent": a[1 % len(a)],
+            "message": "rotate logs",
+            "file_path": "notes/rotate.md",
+            "due_at": iso(t - 30),
+            "status": "failed",
+            "attempts": 3,
+            "last_error": "agent stopped",
+        }
         self.next_id["reminder"] = 2
         self.agents[a[0]]["pending_reminders"] = 1
-        self.dead[42] = {"id": 42, "from": a[1 % len(a)], "to": "ghost", "body": "status report for the week (undeliverable)",
-                         "sent_at": iso(t - 4000), "deliveries": 5, "dead_at": iso(t - 3000)}
+        self.dead[42] = {
+            "id": 42,
+            "from": a[1 % len(a)],
+            "to": "ghost",
+            "body": "status report for the week (undeliverable)",
+            "sent_at": iso(t - 4000),
+            "deliveries": 5,
+            "dead_at": iso(t - 3000),
+        }
         self.inbox = [
-            {"id": 90, "from": a[0], "body": "Morning! The broker lease fix is merged; the chaos run was clean (200 kills).",
-             "sent_at": iso(t - 1800), "redelivered": False},
-            {"id": 91, "from": "manager", "body": "carol asks for a config change (approval #1).", "sent_at": iso(t - 340),
-             "redelivered": True, "in_reply_to": 12},
+            {
+                "id": 90,
+                "from": a[0],
+                "body": "Morning! The broker lease fix is merged; the chaos run was clean (200 kills).",
+                "sent_at": iso(t - 1800),
+                "redelivered": False,
+            },
+            {
+                "id": 91,
+                "from": "manager",
+                "body": "carol asks for a config change (approval #1).",
+                "sent_at": iso(t - 340),
+                "redelivered": True,
+                "in_reply_to": 12,
+            },
         ]
         self.base_agents = copy.deepcopy(self.agents)
 
@@ -177,7 +301,9 @@ class Hive:
                 "agents": [copy.deepcopy(r) for r in self.agents.values()],
                 "approvals": list(self.approvals.values()),
                 "questions": list(self.questions.values()),
-                "transients": {n: r["transient"] for n, r in self.agents.items() if r.get("transient")},
+                "transients": {
+                    n: r["transient"] for n, r in self.agents.items() if r.get("transient")
+                },
                 "tombstones": list(self.tombstones.values()),
                 "reminders": list(self.reminders.values()),
                 "dead_letters": list(self.dead.values()),
@@ -208,7 +334,15 @@ class Hive:
     def send(self, frm: str, to: str, body: str) -> int:
         mid = self.new_id("msg")
         if to == "operator":
-            self.inbox.append({"id": mid, "from": frm, "body": body, "sent_at": iso(self.now()), "redelivered": False})
+            self.inbox.append(
+                {
+                    "id": mid,
+                    "from": frm,
+                    "body": body,
+                    "sent_at": iso(self.now()),
+                    "redelivered": False,
+                }
+            )
             self.inbox = self.inbox[-50:]
         self.emit("sent", id=mid, **{"from": frm}, to=to, preview=body[:200], size=len(body))
         if to in self.agents and self.agents[to]["running"]:
@@ -219,7 +353,11 @@ class Hive:
         self.emit("agent_activity", agent=agent, activity=act)
 
     def running(self) -> list[str]:
-        return [n for n, r in self.agents.items() if r["running"] and not r["paused"] and not r.get("transient")]
+        return [
+            n
+            for n, r in self.agents.items()
+            if r["running"] and not r["paused"] and not r.get("transient")
+        ]
 
 
 def script(h: Hive):
@@ -238,7 +376,12 @@ def script(h: Hive):
                 sub = f"t{tick}"
                 h.activity(a, kind="subagent_start", id=sub, description="explore the test suite")
             for _ in range(random.randint(1, 4)):
-                h.activity(a, kind="tool_use", tool=random.choice(TOOLS), **({"subagent": sub} if sub else {}))
+                h.activity(
+                    a,
+                    kind="tool_use",
+                    tool=random.choice(TOOLS),
+                    **({"subagent": sub} if sub else {}),
+                )
                 yield 0.2
             if sub:
                 h.activity(a, kind="subagent_end", id=sub, ok=True)
@@ -246,10 +389,20 @@ def script(h: Hive):
             to = random.choice([n for n in h.agents if n != a] + ["operator", "manager"])
             h.send(a, to, random.choice(LINES))
             yield 0.1
-            h.activity(a, kind="turn_end", ok=True, result_kind="ok", duration_ms=random.randint(800, 40000),
-                       usage={"input_tokens": random.randint(2000, 9000), "output_tokens": random.randint(100, 2000),
-                              "cache_read_input_tokens": random.randint(10000, 90000)},
-                       cost_usd=round(random.uniform(0.01, 0.4), 4), model=h.agents[a].get("active_model", "claude-sonnet-4"))
+            h.activity(
+                a,
+                kind="turn_end",
+                ok=True,
+                result_kind="ok",
+                duration_ms=random.randint(800, 40000),
+                usage={
+                    "input_tokens": random.randint(2000, 9000),
+                    "output_tokens": random.randint(100, 2000),
+                    "cache_read_input_tokens": random.randint(10000, 90000),
+                },
+                cost_usd=round(random.uniform(0.01, 0.4), 4),
+                model=h.agents[a].get("active_model", "claude-sonnet-4"),
+            )
         if tick % 3 == 0:
             h.send("manager", random.choice(list(h.agents)), "status? reply with one line")
         if tick % 5 == 0:
@@ -284,23 +437,44 @@ def script(h: Hive):
         if tick % 41 == 0 and live:
             qid = h.new_id("question")
             a = random.choice(live)
-            q = {"id": qid, "asker": a, "to": "operator", "question": f"May I delete the stale branch feature-{tick}?",
-                 "options": ["yes", "no"], "multi": False, "asked_at": iso(h.now())}
+            q = {
+                "id": qid,
+                "asker": a,
+                "to": "operator",
+                "question": f"May I delete the stale branch feature-{tick}?",
+                "options": ["yes", "no"],
+                "multi": False,
+                "asked_at": iso(h.now()),
+            }
             h.questions[qid] = q
             h.emit("question_added", id=qid, asker=a, to="operator", question=q["question"])
         if tick % 67 == 0 and live:
             aid = h.new_id("approval")
             a = random.choice(live)
-            h.approvals[aid] = {"id": aid, "agent": a, "kind": "apply_commit", "commit_ref": "b%011x" % tick,
-                                "requested_at": iso(h.now()), "status": "pending",
-                                "description": f"{a}: tighten the turn timeout"}
+            h.approvals[aid] = {
+                "id": aid,
+                "agent": a,
+                "kind": "apply_commit",
+                "commit_ref": f"b{tick:011x}",
+                "requested_at": iso(h.now()),
+                "status": "pending",
+                "description": f"{a}: tighten the turn timeout",
+            }
             h.emit("approval_added", id=aid, agent=a, approval_kind="apply_commit")
         if tick % 7 == 0 and live:
             rid = h.new_id("reminder")
             a = random.choice(live)
-            h.reminders[rid] = {"id": rid, "agent": a, "message": "follow up on the review", "due_at": iso(h.now() + 600),
-                                "status": "pending", "attempts": 0}
-            h.emit("reminder_added", id=rid, agent=a, due_at=h.now() + 600)  # a float, as hive_wire.events has it
+            h.reminders[rid] = {
+                "id": rid,
+                "agent": a,
+                "message": "follow up on the review",
+                "due_at": iso(h.now() + 600),
+                "status": "pending",
+                "attempts": 0,
+            }
+            h.emit(
+                "reminder_added", id=rid, agent=a, due_at=h.now() + 600
+            )  # a float, as hive_wire.events has it
         yield 0.4
 
 
@@ -366,7 +540,7 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/agents/"):
             return self.file(STATIC / "agent.html")
         if path.startswith("/static/"):
-            target = (STATIC / unquote(path[len("/static/"):])).resolve()
+            target = (STATIC / unquote(path[len("/static/") :])).resolve()
             if STATIC.resolve() not in target.parents:
                 return self.json({"error": "no"}, 404)
             return self.file(target)
@@ -380,11 +554,17 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/api/activity" and self.activity_endpoint:
             agent, limit = q.get("agent", ""), int(q.get("limit", 200))
             with self.hive.lock:
-                evs = [e for e in self.hive.log if e["kind"] == "agent_activity" and e.get("agent") == agent][-limit:]
+                evs = [
+                    e
+                    for e in self.hive.log
+                    if e["kind"] == "agent_activity" and e.get("agent") == agent
+                ][-limit:]
                 return self.json({"seq": self.hive.seq, "activity": evs})
         if path == "/dashboard/stream":
             return self.stream()
-        self.json({"version": 1, "ok": False, "error": f"no route {path}", "code": "not_found"}, 404)
+        self.json(
+            {"version": 1, "ok": False, "error": f"no route {path}", "code": "not_found"}, 404
+        )
 
     def file(self, p: Path) -> None:
         if not p.is_file():
@@ -406,13 +586,15 @@ class Handler(BaseHTTPRequestHandler):
                 with h.lock:
                     if h.seq <= last:
                         h.lock.wait(15)
-                    new = [e for e in h.log[-(h.seq - last):]] if h.seq > last else []
+                    new = [e for e in h.log[-(h.seq - last) :]] if h.seq > last else []
                 if not new:
                     self.wfile.write(b": ping\n\n")
                 else:
                     if len(new) > 5000:
                         new = [{"seq": new[-1]["seq"], "kind": "lagged", "at": iso(h.now())}]
-                    self.wfile.write("".join(f"id: {e['seq']}\ndata: {json.dumps(e)}\n\n" for e in new).encode())
+                    self.wfile.write(
+                        "".join(f"id: {e['seq']}\ndata: {json.dumps(e)}\n\n" for e in new).encode()
+                    )
                     last = new[-1]["seq"]
                 self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
@@ -429,15 +611,27 @@ class Handler(BaseHTTPRequestHandler):
             kind = ev.pop("kind")
             return self.json({"version": 1, "ok": True, "event": self.hive.emit(kind, **ev)})
         if not self.path.startswith("/api/"):
-            return self.json({"version": 1, "ok": False, "error": "not found", "code": "not_found"}, 404)
+            return self.json(
+                {"version": 1, "ok": False, "error": "not found", "code": "not_found"}, 404
+            )
         if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
-            return self.json({"version": 1, "ok": False, "error": "Content-Type must be application/json", "code": "bad_request"}, 415)
+            return self.json(
+                {
+                    "version": 1,
+                    "ok": False,
+                    "error": "Content-Type must be application/json",
+                    "code": "bad_request",
+                },
+                415,
+            )
         try:
             body = json.loads(raw or b"{}")
             with self.hive.lock:
-                answer = verb(self.hive, self.path[len("/api/"):], body)
+                answer = verb(self.hive, self.path[len("/api/") :], body)
         except Problem as p:
-            return self.json({"version": 1, "ok": False, "error": p.args[0], "code": p.code}, p.status)
+            return self.json(
+                {"version": 1, "ok": False, "error": p.args[0], "code": p.code}, p.status
+            )
         self.json({"version": 1, "ok": True, **answer})
 
 
@@ -469,8 +663,14 @@ def verb(h: Hive, name: str, b: dict[str, Any]) -> dict[str, Any]:
         a.update(status="approved" if name == "approve" else "denied", resolved_at=iso(h.now()))
         if b.get("note"):
             a["note"] = b["note"]
-        h.emit("approval_resolved", id=a["id"], agent=a["agent"], approval_kind=a["kind"], status=a["status"],
-               **({"note": a["note"]} if a.get("note") else {}))
+        h.emit(
+            "approval_resolved",
+            id=a["id"],
+            agent=a["agent"],
+            approval_kind=a["kind"],
+            status=a["status"],
+            **({"note": a["note"]} if a.get("note") else {}),
+        )
         return {}
     if name in ("answer", "cancel_question"):
         q = h.questions.get(b.get("id"))
@@ -491,7 +691,9 @@ def verb(h: Hive, name: str, b: dict[str, Any]) -> dict[str, Any]:
         n = target()
         h.emit("transient_set", agent=n, transient=f"{name}ing" if name == "start" else "stopping")
         h.agents[n].update(running=name == "start", failed=False)
-        h.emit("transient_cleared", agent=n, transient="starting" if name == "start" else "stopping")
+        h.emit(
+            "transient_cleared", agent=n, transient="starting" if name == "start" else "stopping"
+        )
         h.row_changed(n)
         return {}
     if name in ("restart", "kill", "rebuild"):
@@ -515,11 +717,19 @@ def verb(h: Hive, name: str, b: dict[str, Any]) -> dict[str, Any]:
         a = h.approvals.get(b.get("id"))
         if a is None or a["kind"] != "apply_commit":
             raise Problem("no apply_commit approval with that id", "not_found", 404)
-        return {"subject": "carol: opus, longer turns, bigger budget",
-                "stat": " agent.toml | 10 +++++++---\n 1 file changed, 7 insertions(+), 3 deletions(-)", "diff": DIFF}
+        return {
+            "subject": "carol: opus, longer turns, bigger budget",
+            "stat": " agent.toml | 10 +++++++---\n 1 file changed, 7 insertions(+), 3 deletions(-)",
+            "diff": DIFF,
+        }
     if name == "logs":
         r = agent(b.get("name", ""))
-        return {"lines": [f"2026-09-07T12:00:{i:02d}Z {r['name']} harness: turn {i} ok" for i in range(min(b.get("lines", 50), 60))]}
+        return {
+            "lines": [
+                f"2026-09-07T12:00:{i:02d}Z {r['name']} harness: turn {i} ok"
+                for i in range(min(b.get("lines", 50), 60))
+            ]
+        }
     if name in ("requeue_dead", "drop_dead"):
         m = h.dead.pop(b.get("id"), None)
         if m is None:
@@ -545,7 +755,9 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=0, help="extra events per second (load)")
     ap.add_argument("--history", type=float, default=90, help="seconds of history pre-played")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--no-activity-endpoint", action="store_true", help="answer 404 on /api/activity")
+    ap.add_argument(
+        "--no-activity-endpoint", action="store_true", help="answer 404 on /api/activity"
+    )
     ap.add_argument("--still", action="store_true", help="no script after the pre-played history")
     args = ap.parse_args()
     hive = Hive(min(args.agents, len(NAMES)), args.seed)

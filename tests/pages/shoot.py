@@ -12,8 +12,14 @@ import sys
 
 from playwright.sync_api import sync_playwright
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def launch(p):  # type: ignore[no-untyped-def]
@@ -35,7 +41,14 @@ def main() -> int:
     with sync_playwright() as p:
         browser = launch(p)
         page = browser.new_page(viewport={"width": a.width, "height": a.height})
-        page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        page.on(
+            "console",
+            lambda m: (
+                errors.append(f"console.{m.type}: {m.text}")
+                if m.type in ("error", "warning")
+                else None
+            ),
+        )
         page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
         page.goto(a.url)
         page.wait_for_timeout(a.wait * 1000)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 
 from playwright.sync_api import expect, sync_playwright
-
 from shoot import launch
 
 BASE = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8765"
@@ -24,13 +23,22 @@ def main() -> int:
         browser = launch(p)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         # A 4xx answer is logged by Chromium as "Failed to load resource": expected here (conflict, not_found).
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None)
+        page.on(
+            "console",
+            lambda m: (
+                errors.append(m.text)
+                if m.type == "error" and "Failed to load resource" not in m.text
+                else None
+            ),
+        )
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(BASE + "/")
         expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
         expect(page.locator('#agents [data-agent="alice"]')).to_be_visible()
         expect(page.locator('#graph svg [data-node="hive"]')).to_have_count(1)
-        expect(page.locator('#graph svg [data-node="alice"]')).to_have_attribute("data-state", "running")
+        expect(page.locator('#graph svg [data-node="alice"]')).to_have_attribute(
+            "data-state", "running"
+        )
 
         # The diff of an apply_commit, then approve it.
         page.click('[data-approval="1"] details.diff summary')
@@ -39,7 +47,9 @@ def main() -> int:
         page.click('[data-approval="1"] button.approve')
         expect(page.locator('[data-approval="1"]')).to_have_count(0)
         # Approving again answers conflict: the sentence shows in a toast.
-        page.evaluate("fetch('/api/approve',{method:'POST',headers:{'Content-Type':'application/json'},body:'{\"id\":1}'})")
+        page.evaluate(
+            "fetch('/api/approve',{method:'POST',headers:{'Content-Type':'application/json'},body:'{\"id\":1}'})"
+        )
 
         page.fill('[data-approval="2"] input.deny-note', "not now")
         page.click('[data-approval="2"] button.deny')
@@ -70,12 +80,16 @@ def main() -> int:
         kill.click()
         expect(page.locator('#agents [data-agent="bob"] button.kill')).to_have_text("confirm kill?")
         page.locator('#agents [data-agent="bob"] button.kill').click()
-        expect(page.locator('#agents [data-agent="bob"]')).to_have_attribute("data-state", "stopped")
+        expect(page.locator('#agents [data-agent="bob"]')).to_have_attribute(
+            "data-state", "stopped"
+        )
         page.screenshot(path=f"{OUT}/smoke-dashboard.png")
 
         # Replay from the middle of history, then back to live.
-        page.eval_on_selector("#replay input[type=range]",
-                              "r => { r.value = String(Math.floor((+r.min + +r.max) / 2)); r.dispatchEvent(new Event('change')); }")
+        page.eval_on_selector(
+            "#replay input[type=range]",
+            "r => { r.value = String(Math.floor((+r.min + +r.max) / 2)); r.dispatchEvent(new Event('change')); }",
+        )
         expect(page.locator("#replay")).to_have_attribute("data-mode", "replay")
         page.select_option("#replay select.speed", "5")
         page.wait_for_timeout(2500)

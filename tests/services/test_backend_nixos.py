@@ -93,8 +93,14 @@ def make_spec(paths: Paths, name: str, **env: str) -> AgentSpec:
     applied = paths.state / "applied" / name
     applied.mkdir(parents=True, exist_ok=True)
     (applied / "agent.nix").write_text("{ ... }: { }\n")
-    return AgentSpec(name=name, command=["unused"], env=env, state_dir=paths.agent_state(name),
-                     socket=paths.agent_socket(name), log_file=paths.agent_log(name))
+    return AgentSpec(
+        name=name,
+        command=["unused"],
+        env=env,
+        state_dir=paths.agent_state(name),
+        socket=paths.agent_socket(name),
+        log_file=paths.agent_log(name),
+    )
 
 
 def applied_nix(paths: Paths, name: str) -> str:
@@ -102,13 +108,16 @@ def applied_nix(paths: Paths, name: str) -> str:
 
 
 def our_binds(paths: Paths, name: str) -> str:
-    return (f"--bind={paths.agent_run_dir(name)}:/run/hive "
-            f"--bind={paths.agent_state(name)}:/state "
-            f"--bind-ro={paths.state / 'applied' / name}:/config")
+    return (
+        f"--bind={paths.agent_run_dir(name)}:/run/hive "
+        f"--bind={paths.agent_state(name)}:/state "
+        f"--bind-ro={paths.state / 'applied' / name}:/config"
+    )
 
 
-async def created(backend: NixosContainerBackend, fake: Fake, spec: AgentSpec,
-                  up: bool = False) -> None:
+async def created(
+    backend: NixosContainerBackend, fake: Fake, spec: AgentSpec, up: bool = False
+) -> None:
     await backend.create(spec)
     if up:
         await backend.start(spec)
@@ -121,8 +130,9 @@ def test_is_a_backend() -> None:
 
 
 # --- create -------------------------------------------------------------------------------------
-async def test_create_argv_and_bind_mounts(backend: NixosContainerBackend, fake: Fake,
-                                           paths: Paths) -> None:
+async def test_create_argv_and_bind_mounts(
+    backend: NixosContainerBackend, fake: Fake, paths: Paths
+) -> None:
     await backend.create(make_spec(paths, "alice"))
     assert fake.calls() == [
         [NC, "status", "h-alice"],
@@ -135,17 +145,21 @@ async def test_create_argv_and_bind_mounts(backend: NixosContainerBackend, fake:
 
 
 async def test_create_of_existing_container_only_refreshes_binds(
-        backend: NixosContainerBackend, fake: Fake, paths: Paths) -> None:
+    backend: NixosContainerBackend, fake: Fake, paths: Paths
+) -> None:
     """The daemon calls create for every agent at start-up; containers outlive it."""
     fake.exists("h-alice")
     conf = fake.conf / "h-alice.conf"
-    conf.write_text('PRIVATE_NETWORK=1\nEXTRA_NSPAWN_FLAGS="--private-users=pick '
-                    '--bind=/old/run:/run/hive --bind-ro=/old/cfg:/config"\nAUTO_START=0\n')
+    conf.write_text(
+        'PRIVATE_NETWORK=1\nEXTRA_NSPAWN_FLAGS="--private-users=pick '
+        '--bind=/old/run:/run/hive --bind-ro=/old/cfg:/config"\nAUTO_START=0\n'
+    )
     spec = make_spec(paths, "alice")
     await backend.create(spec)
     assert fake.calls() == [[NC, "status", "h-alice"]]
     assert fake.flags("h-alice") == (
-        f'EXTRA_NSPAWN_FLAGS="--private-users=pick {our_binds(paths, "alice")}"')
+        f'EXTRA_NSPAWN_FLAGS="--private-users=pick {our_binds(paths, "alice")}"'
+    )
     assert conf.read_text().splitlines()[0] == "PRIVATE_NETWORK=1"
     assert conf.read_text().splitlines()[2] == "AUTO_START=0"  # the line kept its place
     before = conf.stat().st_mtime_ns, conf.read_text()
@@ -154,27 +168,36 @@ async def test_create_of_existing_container_only_refreshes_binds(
 
 
 async def test_create_takes_config_file_from_spec_env(
-        backend: NixosContainerBackend, fake: Fake, paths: Paths, dirs: Path) -> None:
+    backend: NixosContainerBackend, fake: Fake, paths: Paths, dirs: Path
+) -> None:
     other = dirs / "cfg" / "alice"
     other.mkdir(parents=True)
     (other / "custom.nix").write_text("{ ... }: { }\n")
     await backend.create(make_spec(paths, "alice", HIVE_CONFIG_FILE=str(other / "custom.nix")))
-    assert fake.calls()[-1] == [NC, "create", "h-alice", "--config-file",
-                                str(other / "custom.nix")]
+    assert fake.calls()[-1] == [NC, "create", "h-alice", "--config-file", str(other / "custom.nix")]
     assert f"--bind-ro={other}:/config" in fake.flags("h-alice")
 
 
-@pytest.mark.parametrize("bad", ["relative/agent.nix", "/tmp/with space/agent.nix",
-                                 "/tmp/a;b/agent.nix", "/tmp/nowhere-at-all/agent.nix"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "relative/agent.nix",
+        "/tmp/with space/agent.nix",
+        "/tmp/a;b/agent.nix",
+        "/tmp/nowhere-at-all/agent.nix",
+    ],
+)
 async def test_create_refuses_an_unusable_config_file_before_any_command(
-        backend: NixosContainerBackend, fake: Fake, paths: Paths, bad: str) -> None:
+    backend: NixosContainerBackend, fake: Fake, paths: Paths, bad: str
+) -> None:
     with pytest.raises(Unavailable, match="config file"):
         await backend.create(make_spec(paths, "alice", HIVE_CONFIG_FILE=bad))
     assert fake.calls() == []
 
 
 async def test_create_refuses_a_declarative_container(
-        backend: NixosContainerBackend, fake: Fake, paths: Paths, dirs: Path) -> None:
+    backend: NixosContainerBackend, fake: Fake, paths: Paths, dirs: Path
+) -> None:
     """A conf file that is a symlink (into /etc/static) belongs to the host's configuration."""
     target = dirs / "static.conf"
     target.write_text("PRIVATE_NETWORK=0\n")
@@ -187,13 +210,14 @@ async def test_create_refuses_a_declarative_container(
 
 
 async def test_create_refuses_existing_flags_it_cannot_merge(
-        backend: NixosContainerBackend, fake: Fake, paths: Paths) -> None:
+    backend: NixosContainerBackend, fake: Fake, paths: Paths
+) -> None:
     fake.exists("h-alice")
     conf = fake.conf / "h-alice.conf"
-    conf.write_text("EXTRA_NSPAWN_FLAGS=\"--setenv=A=$B\"\n")
+    conf.write_text('EXTRA_NSPAWN_FLAGS="--setenv=A=$B"\n')
     with pytest.raises(Unavailable, match="cannot merge"):
         await backend.create(make_spec(paths, "alice"))
-    assert conf.read_text() == "EXTRA_NSPAWN_FLAGS=\"--setenv=A=$B\"\n"
+    assert conf.read_text() == 'EXTRA_NSPAWN_FLAGS="--setenv=A=$B"\n'
 
 
 # --- start, stop, kill, destroy, update ---------------------------------------------------------
@@ -205,16 +229,16 @@ async def test_start_argv(backend: NixosContainerBackend, fake: Fake, paths: Pat
     assert fake.is_up("h-alice")
 
 
-async def test_stop_graceful_argv(backend: NixosContainerBackend, fake: Fake,
-                                  paths: Paths) -> None:
+async def test_stop_graceful_argv(backend: NixosContainerBackend, fake: Fake, paths: Paths) -> None:
     await created(backend, fake, make_spec(paths, "alice"), up=True)
     await backend.stop("alice", graceful=True)
     assert fake.calls() == [[NC, "status", "h-alice"], [NC, "stop", "h-alice"]]
     assert not fake.is_up("h-alice")
 
 
-async def test_stop_not_graceful_terminates(backend: NixosContainerBackend, fake: Fake,
-                                            paths: Paths) -> None:
+async def test_stop_not_graceful_terminates(
+    backend: NixosContainerBackend, fake: Fake, paths: Paths
+) -> None:
     await created(backend, fake, make_spec(paths, "alice"), up=True)
     await backend.stop("alice", graceful=False)
     assert fake.calls() == [[NC, "status", "h-alice"], [NC, "terminate", "h-alice"]]
@@ -222,15 +246,17 @@ async def test_stop_not_graceful_terminates(backend: NixosContainerBackend, fake
 
 
 async def test_stop_of_a_stopped_or_missing_container(
-        backend: NixosContainerBackend, fake: Fake, paths: Paths) -> None:
+    backend: NixosContainerBackend, fake: Fake, paths: Paths
+) -> None:
     await created(backend, fake, make_spec(paths, "alice"))
     await backend.stop("alice", graceful=False)  # terminate would fail on a stopped container
     await backend.stop("bob")
     assert fake.calls() == [[NC, "status", "h-alice"], [NC, "status", "h-bob"]]
 
 
-async def test_kill_argv_and_not_running(backend: NixosContainerBackend, fake: Fake,
-                                         paths: Paths) -> None:
+async def test_kill_argv_and_not_running(
+    backend: NixosContainerBackend, fake: Fake, paths: Paths
+) -> None:
     await created(backend, fake, make_spec(paths, "alice"), up=True)
     await backend.kill("alice")
     assert fake.calls() == [[NC, "status", "h-alice"], [NC, "terminate", "h-alice"]]
@@ -244,24 +270,28 @@ async def test_destroy_argv(backend: NixosContainerBackend, fake: Fake, paths: P
     await created(backend, fake, make_spec(paths, "alice"), up=True)
     await backend.destroy("alice")
     assert fake.calls() == [
-        [NC, "status", "h-alice"], [NC, "stop", "h-alice"], [NC, "destroy", "h-alice"],
+        [NC, "status", "h-alice"],
+        [NC, "stop", "h-alice"],
+        [NC, "destroy", "h-alice"],
     ]
     assert not (fake.conf / "h-alice.conf").exists()
 
 
 async def test_destroy_of_a_stopped_or_missing_container(
-        backend: NixosContainerBackend, fake: Fake, paths: Paths) -> None:
+    backend: NixosContainerBackend, fake: Fake, paths: Paths
+) -> None:
     """A failed spawn destroys what may not exist: that is no error."""
     await created(backend, fake, make_spec(paths, "alice"))
     await backend.destroy("alice")
     await backend.destroy("alice")
     assert fake.calls() == [
-        [NC, "status", "h-alice"], [NC, "destroy", "h-alice"], [NC, "status", "h-alice"],
+        [NC, "status", "h-alice"],
+        [NC, "destroy", "h-alice"],
+        [NC, "status", "h-alice"],
     ]
 
 
-async def test_apply_config_argv(backend: NixosContainerBackend, fake: Fake,
-                                 paths: Paths) -> None:
+async def test_apply_config_argv(backend: NixosContainerBackend, fake: Fake, paths: Paths) -> None:
     spec = make_spec(paths, "alice")
     await created(backend, fake, spec, up=True)
     await backend.apply_config(spec)
@@ -272,8 +302,7 @@ async def test_apply_config_argv(backend: NixosContainerBackend, fake: Fake,
 
 
 # --- running, logs, close -----------------------------------------------------------------------
-async def test_running_parses_list_and_status(backend: NixosContainerBackend,
-                                              fake: Fake) -> None:
+async def test_running_parses_list_and_status(backend: NixosContainerBackend, fake: Fake) -> None:
     fake.exists("h-alice", up=True)
     fake.exists("h-bob")  # down
     fake.exists("h-carol", up=True)
@@ -287,7 +316,9 @@ async def test_running_parses_list_and_status(backend: NixosContainerBackend,
     calls = fake.calls()
     assert calls[0] == [NC, "list"]
     assert sorted(calls[1:]) == [
-        [NC, "status", "h-alice"], [NC, "status", "h-bob"], [NC, "status", "h-carol"],
+        [NC, "status", "h-alice"],
+        [NC, "status", "h-bob"],
+        [NC, "status", "h-carol"],
     ]
 
 
@@ -305,8 +336,9 @@ async def test_logs_argv(backend: NixosContainerBackend, fake: Fake) -> None:
     assert len(fake.calls()) == 1
 
 
-async def test_close_stops_every_running_agent(backend: NixosContainerBackend, fake: Fake,
-                                               paths: Paths) -> None:
+async def test_close_stops_every_running_agent(
+    backend: NixosContainerBackend, fake: Fake, paths: Paths
+) -> None:
     await created(backend, fake, make_spec(paths, "alice"), up=True)
     await created(backend, fake, make_spec(paths, "bob"), up=True)
     fake.exists("web", up=True)
@@ -317,8 +349,8 @@ async def test_close_stops_every_running_agent(backend: NixosContainerBackend, f
 
 
 async def test_close_survives_a_container_that_will_not_stop(
-        backend: NixosContainerBackend, fake: Fake, paths: Paths,
-        caplog: pytest.LogCaptureFixture) -> None:
+    backend: NixosContainerBackend, fake: Fake, paths: Paths, caplog: pytest.LogCaptureFixture
+) -> None:
     await created(backend, fake, make_spec(paths, "alice"), up=True)
     fake.fail("stop", 1, "failed to stop container")
     await backend.close()
@@ -326,7 +358,8 @@ async def test_close_survives_a_container_that_will_not_stop(
 
 
 async def test_full_lifecycle_passes_only_prefixed_names(
-        backend: NixosContainerBackend, fake: Fake, paths: Paths) -> None:
+    backend: NixosContainerBackend, fake: Fake, paths: Paths
+) -> None:
     """Every container name the backend passes starts `h-`: never an option to the tool."""
     spec = make_spec(paths, "a")
     await backend.create(spec)
@@ -350,7 +383,8 @@ async def test_full_lifecycle_passes_only_prefixed_names(
 
 # --- refusals before any command ----------------------------------------------------------------
 async def test_ten_character_name_refused_before_any_command(
-        backend: NixosContainerBackend, fake: Fake, paths: Paths) -> None:
+    backend: NixosContainerBackend, fake: Fake, paths: Paths
+) -> None:
     with pytest.raises(BadRequest, match="longer than 9"):
         await backend.create(make_spec(paths, "abcdefghij"))
     assert fake.calls() == []
@@ -359,13 +393,26 @@ async def test_ten_character_name_refused_before_any_command(
 
 
 @pytest.mark.parametrize("name", ["-rf", "--help", "-M", "Alice", "a b", "manager", ""])
-async def test_bad_names_never_reach_a_command(backend: NixosContainerBackend, fake: Fake,
-                                               paths: Paths, dirs: Path, name: str) -> None:
-    spec = AgentSpec(name=name, command=["unused"], state_dir=dirs / "s", socket=dirs / "r/s",
-                     log_file=dirs / "l")
-    for verb in (backend.create(spec), backend.start(spec), backend.stop(name),
-                 backend.stop(name, graceful=False), backend.kill(name), backend.destroy(name),
-                 backend.apply_config(spec), backend.logs(name, 10)):
+async def test_bad_names_never_reach_a_command(
+    backend: NixosContainerBackend, fake: Fake, paths: Paths, dirs: Path, name: str
+) -> None:
+    spec = AgentSpec(
+        name=name,
+        command=["unused"],
+        state_dir=dirs / "s",
+        socket=dirs / "r/s",
+        log_file=dirs / "l",
+    )
+    for verb in (
+        backend.create(spec),
+        backend.start(spec),
+        backend.stop(name),
+        backend.stop(name, graceful=False),
+        backend.kill(name),
+        backend.destroy(name),
+        backend.apply_config(spec),
+        backend.logs(name, 10),
+    ):
         with pytest.raises(BadRequest):
             await verb
     assert fake.calls() == []
@@ -373,22 +420,28 @@ async def test_bad_names_never_reach_a_command(backend: NixosContainerBackend, f
 
 # --- failures -----------------------------------------------------------------------------------
 async def test_failing_command_is_unavailable_with_its_stderr(
-        backend: NixosContainerBackend, fake: Fake, paths: Paths) -> None:
+    backend: NixosContainerBackend, fake: Fake, paths: Paths
+) -> None:
     spec = make_spec(paths, "alice")
     await created(backend, fake, spec)
     fake.fail("start", 1, "Job for container@h-alice.service failed.")
     with pytest.raises(Unavailable) as err:
         await backend.start(spec)
-    assert str(err.value) == ("nixos-container start h-alice failed (exit 1): "
-                              "Job for container@h-alice.service failed.")
+    assert str(err.value) == (
+        "nixos-container start h-alice failed (exit 1): Job for container@h-alice.service failed."
+    )
 
 
-async def test_failing_create_is_unavailable(backend: NixosContainerBackend, fake: Fake,
-                                             paths: Paths) -> None:
+async def test_failing_create_is_unavailable(
+    backend: NixosContainerBackend, fake: Fake, paths: Paths
+) -> None:
     fake.fail("create", 1, "error: undefined variable 'foo'\nfailed to build initial config")
-    with pytest.raises(Unavailable, match=r"nixos-container create h-alice --config-file \S+ "
-                                          r"failed \(exit 1\): error: undefined variable 'foo' "
-                                          r"\| failed to build initial config"):
+    with pytest.raises(
+        Unavailable,
+        match=r"nixos-container create h-alice --config-file \S+ "
+        r"failed \(exit 1\): error: undefined variable 'foo' "
+        r"\| failed to build initial config",
+    ):
         await backend.create(make_spec(paths, "alice"))
 
 
@@ -410,11 +463,15 @@ async def test_failing_status_is_unavailable(backend: NixosContainerBackend, fak
         await backend.stop("alice")
 
 
-async def test_failing_journalctl_is_unavailable(backend: NixosContainerBackend,
-                                                 fake: Fake) -> None:
+async def test_failing_journalctl_is_unavailable(
+    backend: NixosContainerBackend, fake: Fake
+) -> None:
     fake.fail("journalctl", 1, "No machine 'h-alice' known")
-    with pytest.raises(Unavailable, match=r"journalctl -M h-alice -n 5 --no-pager failed "
-                                          r"\(exit 1\): No machine 'h-alice' known"):
+    with pytest.raises(
+        Unavailable,
+        match=r"journalctl -M h-alice -n 5 --no-pager failed "
+        r"\(exit 1\): No machine 'h-alice' known",
+    ):
         await backend.logs("alice", 5)
 
 

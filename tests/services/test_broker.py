@@ -41,10 +41,6 @@ def hive_config() -> dict[str, Any]:
 # --- helpers --------------------------------------------------------------------------------
 
 
-
-
-
-
 async def recv(path: str, max_: int = RECV_CAP, wait: int = 0) -> list[dict[str, Any]]:
     answer = await ok(path, {"cmd": "recv", "max": max_, "wait_seconds": wait})
     return list(answer["messages"])
@@ -86,13 +82,19 @@ async def test_fifo_per_recipient(hive: Hive, host: str) -> None:
 async def test_delivered_message_shape(hive: Hive, host: str) -> None:
     await spawn_idle(hive, "alice", "bob")
     first = await send(host, "bob", "question")
-    answer = await ok(agent_sock(hive, "bob"), {"cmd": "send", "to": "alice", "body": "reply",
-                                                 "in_reply_to": first})
+    answer = await ok(
+        agent_sock(hive, "bob"),
+        {"cmd": "send", "to": "alice", "body": "reply", "in_reply_to": first},
+    )
     (msg,) = await recv(agent_sock(hive, "alice"))
     assert list(msg) == ["id", "from", "body", "sent_at", "redelivered", "in_reply_to"]
     assert msg["id"] == answer["id"]
     assert (msg["from"], msg["body"], msg["redelivered"], msg["in_reply_to"]) == (
-        "bob", "reply", False, first)
+        "bob",
+        "reply",
+        False,
+        first,
+    )
     assert msg["sent_at"].endswith("Z") and "T" in msg["sent_at"]
 
 
@@ -121,7 +123,11 @@ async def test_ack_and_requeue_touch_only_the_caller(hive: Hive, host: str) -> N
 
     # alice acks bob's ids: ignored, bob's leases untouched
     assert await ok(alice, {"cmd": "ack_turn", "ids": b_ids}) == {
-        "version": 1, "ok": True, "acked": 0, "ignored": 2}
+        "version": 1,
+        "ok": True,
+        "acked": 0,
+        "ignored": 2,
+    }
     # alice's bare ack takes her two, not bob's
     assert (await ok(alice, {"cmd": "ack_turn"}))["acked"] == 2
     # alice's requeue finds nothing of hers in flight and leaves bob's alone
@@ -152,7 +158,11 @@ async def test_batch_is_acked_and_requeued_as_a_whole(hive: Hive, host: str) -> 
     batch = await recv(alice, max_=3)
     assert ids(batch) == sent[3:]
     assert await ok(alice, {"cmd": "ack_turn", "ids": ids(batch)}) == {
-        "version": 1, "ok": True, "acked": 3, "ignored": 0}
+        "version": 1,
+        "ok": True,
+        "acked": 3,
+        "ignored": 0,
+    }
     assert (await ok(alice, {"cmd": "requeue_inflight"}))["requeued"] == 0
     assert await recv(alice) == []
 
@@ -205,7 +215,11 @@ async def test_ack_turn_with_ids_acks_exactly_those(hive: Hive, host: str) -> No
     assert ids(got) == [b, waiting] and [m["redelivered"] for m in got] == [True, False]
     assert await unread(agent_sock(hive, "bob")) == 1
     assert await ok(alice, {"cmd": "ack_turn", "ids": []}) == {
-        "version": 1, "ok": True, "acked": 0, "ignored": 0}
+        "version": 1,
+        "ok": True,
+        "acked": 0,
+        "ignored": 0,
+    }
     assert await refused(alice, {"cmd": "ack_turn", "ids": ["1"]}) == "bad_request"
 
 
@@ -223,16 +237,13 @@ async def test_bare_ack_acks_everything_in_flight(hive: Hive, host: str) -> None
     assert bodies(await recv(alice)) == ["m4"]
 
 
-async def test_requeue_inflight_flags_redelivered_and_is_idempotent(
-    hive: Hive, host: str
-) -> None:
+async def test_requeue_inflight_flags_redelivered_and_is_idempotent(hive: Hive, host: str) -> None:
     await spawn_idle(hive, "alice")
     alice = agent_sock(hive, "alice")
     sent = [await send(host, "alice", f"m{i}") for i in range(3)]
     await recv(alice, max_=2)
     assert await unread(alice) == 1
-    assert await ok(alice, {"cmd": "requeue_inflight"}) == {
-        "version": 1, "ok": True, "requeued": 2}
+    assert await ok(alice, {"cmd": "requeue_inflight"}) == {"version": 1, "ok": True, "requeued": 2}
     assert (await ok(alice, {"cmd": "requeue_inflight"}))["requeued"] == 0
     assert await unread(alice) == 3
     got = await recv(alice)
@@ -325,8 +336,11 @@ async def test_a_waiter_that_hung_up_does_not_take_the_message(
     (nobody saw it; the hung-up connection must not have popped it). The operator's `inbox`,
     which acks what it answers, must not have acked it either."""
     await spawn_idle(hive, "alice")
-    sock, verb, to = ((agent_sock(hive, "alice"), "recv", "alice") if who == "agent"
-                      else (host, "inbox", "operator"))
+    sock, verb, to = (
+        (agent_sock(hive, "alice"), "recv", "alice")
+        if who == "agent"
+        else (host, "inbox", "operator")
+    )
     abandoned = await Connection.open(sock)
     await abandoned.send({"cmd": verb, "wait_seconds": WAIT_CAP})
     await wait_all_tasks_blocked()
@@ -342,9 +356,7 @@ async def test_a_waiter_that_hung_up_does_not_take_the_message(
     assert trio.current_time() == sent_at
 
 
-async def test_operator_inbox_long_polls(
-    hive: Hive, host: str, autojump_clock: MockClock
-) -> None:
+async def test_operator_inbox_long_polls(hive: Hive, host: str, autojump_clock: MockClock) -> None:
     await spawn_idle(hive, "alice")
     got: list[dict[str, Any]] = []
     returned_at: list[float] = []
@@ -380,12 +392,17 @@ async def test_long_poll_on_the_manager_socket(
     assert bodies(got) == ["for the manager"]
 
 
-async def test_concurrent_senders_and_a_long_polling_receiver(hive: Hive, host: str,
-                                                               manager: str) -> None:
+async def test_concurrent_senders_and_a_long_polling_receiver(
+    hive: Hive, host: str, manager: str
+) -> None:
     await spawn_idle(hive, "alice", "bob", "carol")
     alice = agent_sock(hive, "alice")
-    senders = {"operator": host, "manager": manager, "bob": agent_sock(hive, "bob"),
-               "carol": agent_sock(hive, "carol")}
+    senders = {
+        "operator": host,
+        "manager": manager,
+        "bob": agent_sock(hive, "bob"),
+        "carol": agent_sock(hive, "carol"),
+    }
     per_sender = 25
     total = per_sender * len(senders)
     sent: dict[int, str] = {}
@@ -401,8 +418,7 @@ async def test_concurrent_senders_and_a_long_polling_receiver(hive: Hive, host: 
     async def receiver() -> None:
         async with await Connection.open(alice) as conn:
             while len(received) < total:
-                batch = (await conn.call({"cmd": "recv", "max": 7, "wait_seconds": 30}))[
-                    "messages"]
+                batch = (await conn.call({"cmd": "recv", "max": 7, "wait_seconds": 30}))["messages"]
                 received.extend(batch)
                 if batch:
                     answer = await conn.call({"cmd": "ack_turn", "ids": ids(batch)})
@@ -478,10 +494,25 @@ async def test_send_to_unknown_agent_is_not_found(hive: Hive, host: str) -> None
     assert await pending(host) == before
 
 
-@pytest.mark.parametrize("to", [
-    "system", "reminder", "self", "hive", "Alice", "-alice", "al ice", "", "a" * 64,
-    "../alice", "alice/", "ali.ce", "alice\n", "é",
-])
+@pytest.mark.parametrize(
+    "to",
+    [
+        "system",
+        "reminder",
+        "self",
+        "hive",
+        "Alice",
+        "-alice",
+        "al ice",
+        "",
+        "a" * 64,
+        "../alice",
+        "alice/",
+        "ali.ce",
+        "alice\n",
+        "é",
+    ],
+)
 async def test_send_to_reserved_or_invalid_name_is_bad_request(
     hive: Hive, host: str, to: str
 ) -> None:
@@ -592,7 +623,12 @@ async def test_dead_letters_after_max_deliveries(hive: Hive, host: str, manager:
     dead = listed[0]
     assert list(dead) == ["id", "from", "to", "body", "sent_at", "deliveries", "dead_at"]
     assert (dead["id"], dead["from"], dead["to"], dead["body"], dead["deliveries"]) == (
-        poison, "operator", "alice", "poison", MAX_DELIVERIES)
+        poison,
+        "operator",
+        "alice",
+        "poison",
+        MAX_DELIVERIES,
+    )
 
     (note,) = await recv(manager)
     assert note["from"] == "system"

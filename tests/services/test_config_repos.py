@@ -33,27 +33,56 @@ REAL_GIT = shutil.which("git") or "git"
 TOKEN = "s3cr3t-T0KEN-7f2c9a"
 MANAGER_ENV = {
     **{k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
-    "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
-    "GIT_AUTHOR_NAME": "manager", "GIT_AUTHOR_EMAIL": "manager@hive",
-    "GIT_COMMITTER_NAME": "manager", "GIT_COMMITTER_EMAIL": "manager@hive",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+    "GIT_AUTHOR_NAME": "manager",
+    "GIT_AUTHOR_EMAIL": "manager@hive",
+    "GIT_COMMITTER_NAME": "manager",
+    "GIT_COMMITTER_EMAIL": "manager@hive",
 }
-HOOKS = ("applypatch-msg", "pre-applypatch", "post-applypatch", "pre-commit", "pre-merge-commit",
-         "prepare-commit-msg", "commit-msg", "post-commit", "pre-rebase", "post-checkout",
-         "post-merge", "pre-push", "pre-receive", "update", "proc-receive", "post-receive",
-         "post-update", "reference-transaction", "push-to-checkout", "pre-auto-gc",
-         "post-rewrite", "post-index-change", "fsmonitor-watchman")
+HOOKS = (
+    "applypatch-msg",
+    "pre-applypatch",
+    "post-applypatch",
+    "pre-commit",
+    "pre-merge-commit",
+    "prepare-commit-msg",
+    "commit-msg",
+    "post-commit",
+    "pre-rebase",
+    "post-checkout",
+    "post-merge",
+    "pre-push",
+    "pre-receive",
+    "update",
+    "proc-receive",
+    "post-receive",
+    "post-update",
+    "reference-transaction",
+    "push-to-checkout",
+    "pre-auto-gc",
+    "post-rewrite",
+    "post-index-change",
+    "fsmonitor-watchman",
+)
 
 
 def git(repo: Path, *args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
-    done = subprocess.run([REAL_GIT, "-C", str(repo), *args], env=env or MANAGER_ENV,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [REAL_GIT, "-C", str(repo), *args],
+        env=env or MANAGER_ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if check and done.returncode != 0:
         raise AssertionError(f"git {args} failed: {done.stderr}")
     return done.stdout.strip()
 
 
-def manager_commit(repos: ConfigRepos, name: str, files: dict[str, str | bytes],
-                   message: str = "manager change") -> str:
+def manager_commit(
+    repos: ConfigRepos, name: str, files: dict[str, str | bytes], message: str = "manager change"
+) -> str:
     repo = repos.proposed_path(name)
     for file, text in files.items():
         path = repo / file
@@ -67,8 +96,12 @@ def manager_commit(repos: ConfigRepos, name: str, files: dict[str, str | bytes],
 
 
 def tags(repos: ConfigRepos, name: str) -> dict[str, str]:
-    out = git(repos.applied_path(name), "for-each-ref", "--format=%(refname:lstrip=2) "
-              "%(objecttype) %(*objectname) %(objectname)", "refs/tags/")
+    out = git(
+        repos.applied_path(name),
+        "for-each-ref",
+        "--format=%(refname:lstrip=2) %(objecttype) %(*objectname) %(objectname)",
+        "refs/tags/",
+    )
     result = {}
     for line in out.splitlines():
         tag, kind, *shas = line.split()
@@ -116,7 +149,8 @@ async def test_seed_creates_both_repos(alice: ConfigRepos) -> None:
     assert git(applied, "symbolic-ref", "HEAD") == "refs/heads/main"
     assert tags(alice, "alice") == {"deployed/0": f"commit:{main}"}
     assert git(applied, "log", "-1", "--format=%an <%ae>|%cn <%ce>") == (
-        "hive-core <hive-core@localhost>|hive-core <hive-core@localhost>")
+        "hive-core <hive-core@localhost>|hive-core <hive-core@localhost>"
+    )
     assert await alice.config_at("alice", main) == {"command": DEFAULT_COMMAND, "env": {}}
     assert await alice.deployed_sha("alice") == main[:12]
     assert await main_of(alice, "alice") == main
@@ -131,8 +165,16 @@ async def test_seed_creates_both_repos(alice: ConfigRepos) -> None:
 
 
 async def test_seed_command_round_trips(repos: ConfigRepos) -> None:
-    argv = ["/usr/bin/env", 'quote"s', "back\\slash", "new\nline", "tab\t", "del\x7f", "é ✓ 😀",
-            "[x] = 'y'"]
+    argv = [
+        "/usr/bin/env",
+        'quote"s',
+        "back\\slash",
+        "new\nline",
+        "tab\t",
+        "del\x7f",
+        "é ✓ 😀",
+        "[x] = 'y'",
+    ]
     await repos.seed("bob", "process", argv)
     main = await main_of(repos, "bob")
     assert await repos.config_at("bob", main) == {"command": argv, "env": {}}
@@ -183,18 +225,23 @@ async def test_propose_approve_deploys(alice: ConfigRepos) -> None:
     old = await main_of(alice, "alice")
     sha = manager_commit(alice, "alice", {"agent.toml": NEW_TOML}, "sleep instead of echo")
     assert await alice.propose("alice", 7, sha[:7]) == sha
-    assert await alice.config_at("alice", sha) == {"command": ["/bin/sleep", "60"],
-                                                   "env": {"MODE": "test"}}
+    assert await alice.config_at("alice", sha) == {
+        "command": ["/bin/sleep", "60"],
+        "env": {"MODE": "test"},
+    }
     assert await alice.subject_and_stat("alice", sha) == (
-        "sleep instead of echo", "agent.toml | 5 ++---\n 1 file changed, 2 insertions(+), "
-        "3 deletions(-)")
+        "sleep instead of echo",
+        "agent.toml | 5 ++---\n 1 file changed, 2 insertions(+), 3 deletions(-)",
+    )
     diff = await alice.diff("alice", sha)
     assert '+command = ["/bin/sleep", "60"]' in diff and "-command" in diff
     assert await main_of(alice, "alice") == old  # proposing moves nothing
 
     apply = Recorder(alice, "alice")
     assert await alice.approve("alice", 7, apply, expected_sha=sha[:12]) == {
-        "sha": sha, "tag": "deployed/7"}
+        "sha": sha,
+        "tag": "deployed/7",
+    }
     assert apply.calls == [(sha, NEW_TOML)]  # the candidate was checked out during the build
     t = tags(alice, "alice")
     for tag in ("proposal/7", "approved/7", "building/7", "deployed/7"):
@@ -226,7 +273,8 @@ async def test_apply_failure_tags_failed_and_keeps_main(alice: ConfigRepos) -> N
     assert t["failed/3"] == f"tag:{sha}"  # annotated
     assert "deployed/3" not in t
     assert git(applied, "tag", "-l", "--format=%(contents)", "failed/3") == (
-        "nixos-container update failed: boom")
+        "nixos-container update failed: boom"
+    )
     assert git(applied, "rev-parse", "main") == old
     assert git(applied, "symbolic-ref", "HEAD") == "refs/heads/main"
     assert (applied / "agent.toml").read_text() == old_toml
@@ -243,7 +291,8 @@ async def test_apply_internal_error_and_cancellation(alice: ConfigRepos) -> None
     with pytest.raises(RuntimeError):
         await alice.approve("alice", 1, Recorder(alice, "alice", RuntimeError("x")))
     assert git(alice.applied_path("alice"), "tag", "-l", "--format=%(contents)", "failed/1") == (
-        "internal error: RuntimeError")
+        "internal error: RuntimeError"
+    )
 
     await alice.propose("alice", 2, sha)
 
@@ -278,21 +327,35 @@ async def test_not_a_fast_forward_fails_without_building(alice: ConfigRepos) -> 
 async def test_deny_tags_annotated_note(alice: ConfigRepos) -> None:
     sha = manager_commit(alice, "alice", {"agent.toml": NEW_TOML})
     await alice.propose("alice", 4, sha)
-    assert await alice.deny("alice", 4, "too risky\nsecond line") == {"sha": sha,
-                                                                     "tag": "denied/4"}
+    assert await alice.deny("alice", 4, "too risky\nsecond line") == {"sha": sha, "tag": "denied/4"}
     assert tags(alice, "alice")["denied/4"] == f"tag:{sha}"
     assert git(alice.applied_path("alice"), "tag", "-l", "--format=%(contents)", "denied/4") == (
-        "too risky\nsecond line")
+        "too risky\nsecond line"
+    )
     with pytest.raises(Conflict, match="already denied"):
         await alice.approve("alice", 4, Recorder(alice, "alice"))
     await alice.propose("alice", 5, sha)
     await alice.deny("alice", 5, None)
     assert git(alice.applied_path("alice"), "tag", "-l", "--format=%(contents)", "denied/5") == (
-        "denied")
+        "denied"
+    )
 
 
-@pytest.mark.parametrize("ref", ["HEAD", "main", "--upload-pack=x", "abcdef", "a" * 41, "ABCDEF1",
-                                 "deployed/0", "abcdef1^{tree}", "", " abcdef1"])
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "HEAD",
+        "main",
+        "--upload-pack=x",
+        "abcdef",
+        "a" * 41,
+        "ABCDEF1",
+        "deployed/0",
+        "abcdef1^{tree}",
+        "",
+        " abcdef1",
+    ],
+)
 async def test_refused_refs(alice: ConfigRepos, ref: str) -> None:
     with pytest.raises(BadRequest, match="7 to 40"):
         await alice.propose("alice", 1, ref)
@@ -400,13 +463,21 @@ async def test_hostile_proposed_repo_runs_nothing(alice: ConfigRepos, dirs: Path
     global_cfg = dirs / "global.gitconfig"
     global_cfg.write_text(f'[uploadpack]\n\tpackObjectsHook = "{cmd("packObjectsHook")}"\n')
     git(dirs, "init", "-q", str(dirs / "plain2"))
-    git(dirs / "plain2", "fetch", "-q", str(proposed), "+refs/heads/*:refs/remotes/p/*",
-        env={**MANAGER_ENV, "GIT_CONFIG_GLOBAL": str(global_cfg)}, check=False)
+    git(
+        dirs / "plain2",
+        "fetch",
+        "-q",
+        str(proposed),
+        "+refs/heads/*:refs/remotes/p/*",
+        env={**MANAGER_ENV, "GIT_CONFIG_GLOBAL": str(global_cfg)},
+        check=False,
+    )
     assert (markers / "packObjectsHook").exists()
 
 
-async def test_global_config_and_environment_are_ignored(alice: ConfigRepos, dirs: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_global_config_and_environment_are_ignored(
+    alice: ConfigRepos, dirs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The daemon's own environment cannot switch hooks or config back on for git."""
     markers = dirs / "markers"
     markers.mkdir()
@@ -450,21 +521,24 @@ async def test_an_oversized_proposed_repo_is_refused_and_leaves_nothing(dirs: Pa
 
 
 # --- agent.toml -------------------------------------------------------------------------------
-@pytest.mark.parametrize(("text", "error"), [
-    ("command = [", "invalid TOML"),
-    ("[env]\n", "command: missing"),
-    ("command = []\n", "command: must be a list of 1 to 256 strings"),
-    ('command = "/bin/true"\n', "command: must be a list"),
-    ('command = ["/bin/true", 3]\n', "command: must be a list"),
-    ('command = ["/bin/\\u0000true"]\n', "NUL"),
-    ('command = ["/bin/true"]\nenv = "x"\n', "env: must be a table"),
-    ('command = ["/bin/true"]\n[env]\nA = 1\n', "env.A: must be a string"),
-    ('command = ["/bin/true"]\n[env]\n"A=B" = "1"\n', "not a usable variable"),
-    ('command = ["/bin/true"]\n[env]\nA = "\\u0000"\n', "not a usable variable"),
-    ('command = ["/bin/true"]\n[env.A]\nB = "1"\n', "env.A: must be a string"),
-    ('command = ["/bin/true"]\nshell = true\n', "unknown key 'shell'"),
-    (b'command = ["\xff"]\n', "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("command = [", "invalid TOML"),
+        ("[env]\n", "command: missing"),
+        ("command = []\n", "command: must be a list of 1 to 256 strings"),
+        ('command = "/bin/true"\n', "command: must be a list"),
+        ('command = ["/bin/true", 3]\n', "command: must be a list"),
+        ('command = ["/bin/\\u0000true"]\n', "NUL"),
+        ('command = ["/bin/true"]\nenv = "x"\n', "env: must be a table"),
+        ('command = ["/bin/true"]\n[env]\nA = 1\n', "env.A: must be a string"),
+        ('command = ["/bin/true"]\n[env]\n"A=B" = "1"\n', "not a usable variable"),
+        ('command = ["/bin/true"]\n[env]\nA = "\\u0000"\n', "not a usable variable"),
+        ('command = ["/bin/true"]\n[env.A]\nB = "1"\n', "env.A: must be a string"),
+        ('command = ["/bin/true"]\nshell = true\n', "unknown key 'shell'"),
+        (b'command = ["\xff"]\n', "not UTF-8"),
+    ],
+)
 async def test_config_at_validation(alice: ConfigRepos, text: str | bytes, error: str) -> None:
     sha = manager_commit(alice, "alice", {"agent.toml": text})
     await alice.propose("alice", 1, sha)
@@ -504,8 +578,9 @@ async def test_config_at_file_shapes(alice: ConfigRepos) -> None:
 
 
 async def test_diff_escapes_terminal_controls(alice: ConfigRepos) -> None:
-    sha = manager_commit(alice, "alice", {"notes.md": "ok\x1b[2K\rhidden \u202egnp.exe\n"},
-                         "subject \x1b[31mred")
+    sha = manager_commit(
+        alice, "alice", {"notes.md": "ok\x1b[2K\rhidden \u202egnp.exe\n"}, "subject \x1b[31mred"
+    )
     await alice.propose("alice", 1, sha)
     diff = await alice.diff("alice", sha)
     assert "\x1b" not in diff and "\u202e" not in diff and "\r" not in diff
@@ -536,8 +611,10 @@ async def test_main_config_is_main_and_its_config(alice: ConfigRepos) -> None:
     sha = manager_commit(alice, "alice", {"agent.toml": NEW_TOML})
     await alice.propose("alice", 1, sha)
     git(applied, "reset", "-q", "--hard", sha)
-    assert await alice.main_config("alice") == (sha, {"command": ["/bin/sleep", "60"],
-                                                      "env": {"MODE": "test"}})
+    assert await alice.main_config("alice") == (
+        sha,
+        {"command": ["/bin/sleep", "60"], "env": {"MODE": "test"}},
+    )
     # A main without agent.toml, or with a broken one, is refused with the reason.
     git(applied, "rm", "-q", "agent.toml")
     git(applied, "commit", "-q", "-m", "gone")
@@ -567,8 +644,9 @@ class Shim:
     trace_log: Path
 
     def text(self) -> str:
-        return "".join(p.read_text(errors="replace") for p in (self.argv_log, self.trace_log)
-                       if p.exists())
+        return "".join(
+            p.read_text(errors="replace") for p in (self.argv_log, self.trace_log) if p.exists()
+        )
 
 
 @pytest.fixture
@@ -580,7 +658,8 @@ def shim(dirs: Path, monkeypatch: pytest.MonkeyPatch) -> Shim:
     (bindir / "git").write_text(
         "#!/bin/sh\n"
         f'printf "%s\\n" "$0 $*" >> {shlex.quote(str(s.argv_log))}\n'
-        f"GIT_TRACE={shlex.quote(str(s.trace_log))} exec {shlex.quote(REAL_GIT)} \"$@\"\n")
+        f'GIT_TRACE={shlex.quote(str(s.trace_log))} exec {shlex.quote(REAL_GIT)} "$@"\n'
+    )
     (bindir / "git").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
     return s
@@ -594,8 +673,9 @@ def token_file(dirs: Path) -> Path:
     return path
 
 
-def assert_token_nowhere(repos: ConfigRepos, shim: Shim, caplog: pytest.LogCaptureFixture,
-                         *more: Path) -> None:
+def assert_token_nowhere(
+    repos: ConfigRepos, shim: Shim, caplog: pytest.LogCaptureFixture, *more: Path
+) -> None:
     assert shim.argv_log.exists() and shim.trace_log.exists()
     assert TOKEN not in shim.text()
     assert TOKEN not in caplog.text
@@ -605,8 +685,9 @@ def assert_token_nowhere(repos: ConfigRepos, shim: Shim, caplog: pytest.LogCaptu
                 assert TOKEN.encode() not in path.read_bytes(), path
 
 
-async def test_mirror_to_file_forge(dirs: Path, shim: Shim, token_file: Path,
-                                    caplog: pytest.LogCaptureFixture) -> None:
+async def test_mirror_to_file_forge(
+    dirs: Path, shim: Shim, token_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, "hive_core.config_repos")
     forge = dirs / "forge"
     bare = forge / "agent-configs" / "alice.git"
@@ -670,8 +751,8 @@ def auth_forge() -> Iterator[str]:
 
 
 async def test_mirror_token_reaches_git_only_through_the_helper(
-        dirs: Path, shim: Shim, token_file: Path, auth_forge: str,
-        caplog: pytest.LogCaptureFixture) -> None:
+    dirs: Path, shim: Shim, token_file: Path, auth_forge: str, caplog: pytest.LogCaptureFixture
+) -> None:
     repos = ConfigRepos(dirs / "state", auth_forge, token_file)
     await repos.seed("alice", "process")  # the mirror is refused; the seed is not
     expected = "Basic " + base64.b64encode(f"hive-core:{TOKEN}".encode()).decode()
@@ -682,8 +763,9 @@ async def test_mirror_token_reaches_git_only_through_the_helper(
     assert_token_nowhere(repos, shim, caplog)
 
 
-async def test_forge_down_never_blocks_a_deploy(dirs: Path, token_file: Path,
-                                                caplog: pytest.LogCaptureFixture) -> None:
+async def test_forge_down_never_blocks_a_deploy(
+    dirs: Path, token_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

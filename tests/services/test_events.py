@@ -20,10 +20,6 @@ from tests.helpers import agent_sock, call, ok, send, spawn_idle
 MESSAGE_KINDS = ("sent", "delivered", "acked", "requeued")
 
 
-
-
-
-
 @asynccontextmanager
 async def subscribed(
     host: str, since_seq: int | None = None
@@ -88,7 +84,12 @@ async def test_sent_delivered_acked_in_order(hive: Hive, host: str) -> None:
     assert [e["kind"] for e in mine] == ["sent", "delivered", "acked"]
     sent, delivered, acked = mine
     assert (sent["id"], sent["from"], sent["to"], sent["preview"], sent["size"]) == (
-        msg_id, "operator", "alice", "hello", 5)
+        msg_id,
+        "operator",
+        "alice",
+        "hello",
+        5,
+    )
     assert (delivered["to"], delivered["ids"]) == ("alice", [msg_id])
     assert (acked["to"], acked["ids"]) == ("alice", [msg_id])
 
@@ -99,8 +100,7 @@ async def test_every_send_recv_and_ack_is_published(hive: Hive, host: str) -> No
     async with subscribed(host) as (feed, _):
         broadcast = (await ok(bob, {"cmd": "send", "to": "*", "body": "all"}))["ids"]
         first = await send(host, "alice", "one")
-        batch = [m["id"] for m in
-                 (await ok(alice, {"cmd": "recv", "max": 5}))["messages"]]
+        batch = [m["id"] for m in (await ok(alice, {"cmd": "recv", "max": 5}))["messages"]]
         assert (await ok(alice, {"cmd": "requeue_inflight"}))["requeued"] == 2
         await ok(alice, {"cmd": "recv", "max": 5})
         await ok(alice, {"cmd": "ack_turn"})
@@ -112,9 +112,12 @@ async def test_every_send_recv_and_ack_is_published(hive: Hive, host: str) -> No
     assert strictly_increasing(events)
     kinds = [(e["kind"], e.get("to")) for e in events if e["kind"] in MESSAGE_KINDS]
     assert kinds == [
-        ("sent", "alice"), ("sent", "manager"),  # the broadcast: one event per row
         ("sent", "alice"),
-        ("delivered", "alice"), ("requeued", "alice"), ("delivered", "alice"),
+        ("sent", "manager"),  # the broadcast: one event per row
+        ("sent", "alice"),
+        ("delivered", "alice"),
+        ("requeued", "alice"),
+        ("delivered", "alice"),
         ("acked", "alice"),
         ("sent", "bob"),
     ]
@@ -142,8 +145,13 @@ async def test_dead_letters_are_published(hive: Hive, host: str, manager: str) -
 
     dead = [e for e in events if e["kind"] == "message_dead"]
     assert [(e["id"], e["to"]) for e in dead] == [(poison, "alice")]
-    assert any(e["kind"] == "sent" and e["id"] == note["id"] and e["from"] == "system"
-               and e["to"] == "manager" for e in events), "no `sent` for the manager's note"
+    assert any(
+        e["kind"] == "sent"
+        and e["id"] == note["id"]
+        and e["from"] == "system"
+        and e["to"] == "manager"
+        for e in events
+    ), "no `sent` for the manager's note"
 
 
 async def test_since_seq_replays_the_history(hive: Hive, host: str) -> None:
@@ -161,7 +169,10 @@ async def test_since_seq_replays_the_history(hive: Hive, host: str) -> None:
     assert [e["seq"] for e in replayed] == list(range(baseline + 1, seq + 1))  # no gap
     mine = [e for e in replayed if e["kind"] in MESSAGE_KINDS]
     assert [(e["kind"], e.get("id"), e.get("ids")) for e in mine] == [
-        ("sent", msg_id, None), ("delivered", None, [msg_id]), ("acked", None, [msg_id])]
+        ("sent", msg_id, None),
+        ("delivered", None, [msg_id]),
+        ("acked", None, [msg_id]),
+    ]
     assert strictly_increasing(replayed + rest)
     assert rest[0]["seq"] == seq + 1
 
@@ -170,8 +181,9 @@ async def test_since_seq_replays_the_history(hive: Hive, host: str) -> None:
         everything = await events_until(feed, is_sent(live))
     assert everything[0]["seq"] == 1
     assert [e["seq"] for e in everything] == list(range(1, everything[-1]["seq"] + 1))
-    assert any(e["kind"] == "container_state_changed" and e.get("agent") == "alice"
-               for e in everything)
+    assert any(
+        e["kind"] == "container_state_changed" and e.get("agent") == "alice" for e in everything
+    )
 
 
 async def test_without_since_seq_only_new_events_arrive(hive: Hive, host: str) -> None:

@@ -74,7 +74,8 @@ async def test_tombstone_is_restored_by_spawning_again(hive: Hive, host: str) ->
     (hive.paths.agent_state("bob") / "memory.txt").write_text("kept")
     await ok(host, {"cmd": "destroy", "name": "bob"})
     assert [e["event"] for e in await system_events(str(hive.paths.manager_socket))] == [
-        "destroyed"]
+        "destroyed"
+    ]
     await spawn_idle(hive, "bob")
     assert (hive.paths.agent_state("bob") / "memory.txt").read_text() == "kept"
     await ok(host, {"cmd": "destroy", "name": "bob", "purge": True})
@@ -153,8 +154,10 @@ async def test_status_feed_rows_in_order_and_stalled_reader(hive: Hive, host: st
 
 async def test_logs_of_a_process_agent(hive: Hive, host: str) -> None:
     # The child logs two lines, then tells the operator it did (so the test waits on an event).
-    script = (f"echo line-one; echo line-two; {sys.executable} -m hive_core agent send "
-              "operator logged; exec sleep 3600")
+    script = (
+        f"echo line-one; echo line-two; {sys.executable} -m hive_core agent send "
+        "operator logged; exec sleep 3600"
+    )
     await ok(host, {"cmd": "spawn", "name": "talker", "command": ["/bin/sh", "-c", script]})
     got = await ok(host, {"cmd": "inbox", "wait_seconds": 30})
     assert [m["body"] for m in got["messages"]] == ["logged"]
@@ -189,8 +192,13 @@ class TestRestartPolicy:
     # with a back-off short enough to take a fraction of a second.
     @pytest.fixture
     def hive_config(self) -> dict[str, Any]:
-        return {"restart_on_crash": True, "restart_max_crashes": 3, "restart_window": 600,
-                "restart_backoff": 0.01, "restart_backoff_max": 60}
+        return {
+            "restart_on_crash": True,
+            "restart_max_crashes": 3,
+            "restart_window": 600,
+            "restart_backoff": 0.01,
+            "restart_backoff_max": 60,
+        }
 
     async def test_backs_off_then_gives_up(self, hive: Hive, host: str, manager: str) -> None:
         # An agent that dies at once, every time it is started.
@@ -203,8 +211,11 @@ class TestRestartPolicy:
                 bodies = [json.loads(m["body"]) for m in got["messages"]]
                 notes += [b["note"] for b in bodies if b["event"] == "container_crash"]
         assert [n.split("; ")[1] for n in notes] == [
-            "restarting in 0.01 s", "restarting in 0.02 s", "restarting in 0.04 s",
-            "gave up restarting after 4 crashes in 600 s"]
+            "restarting in 0.01 s",
+            "restarting in 0.02 s",
+            "restarting in 0.04 s",
+            "gave up restarting after 4 crashes in 600 s",
+        ]
         assert (await row(host, "flaky"))["running"] is False
 
 
@@ -230,8 +241,11 @@ class TestCrashWatcher:
         assert [((await row(host, n))["running"]) for n in ("alice", "bob")] == [False, False]
 
 
-STUBBORN = [sys.executable, "-c",
-            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(3600)"]
+STUBBORN = [
+    sys.executable,
+    "-c",
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(3600)",
+]
 
 
 async def test_nothing_starts_while_the_daemon_stops_its_agents(dirs: Path) -> None:

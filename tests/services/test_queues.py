@@ -22,31 +22,43 @@ async def helper_events(path: str) -> list[dict[str, Any]]:
 
 
 # --- approvals ------------------------------------------------------------------------------
-async def test_request_spawn_approve_runs_spawn_and_tells_manager(hive: Hive, host: str,
-                                                                  manager: str) -> None:
-    rid = (await ok(manager, {"cmd": "request_spawn", "name": "bob",
-                              "description": "a helper"}))["id"]
+async def test_request_spawn_approve_runs_spawn_and_tells_manager(
+    hive: Hive, host: str, manager: str
+) -> None:
+    rid = (await ok(manager, {"cmd": "request_spawn", "name": "bob", "description": "a helper"}))[
+        "id"
+    ]
     rows = (await ok(host, {"cmd": "pending"}))["approvals"]
     assert [(r["id"], r["kind"], r["agent"], r["status"]) for r in rows] == [
-        (rid, "spawn", "bob", "pending")]
-    assert list(rows[0]) == ["id", "agent", "kind", "commit_ref", "requested_at", "status",
-                             "description"]
+        (rid, "spawn", "bob", "pending")
+    ]
+    assert list(rows[0]) == [
+        "id",
+        "agent",
+        "kind",
+        "commit_ref",
+        "requested_at",
+        "status",
+        "description",
+    ]
     await ok(host, {"cmd": "approve", "id": rid})
     assert "bob" in (await ok(host, {"cmd": "list"}))["agents"]
     row = (await ok(host, {"cmd": "pending"}))["approvals"][0]
     assert row["status"] == "approved" and "resolved_at" in row
     events = await helper_events(manager)
-    assert events == [{"event": "spawned", "agent": "bob"},
-                      {"event": "approval_resolved", "id": rid, "agent": "bob",
-                       "status": "approved"}]
+    assert events == [
+        {"event": "spawned", "agent": "bob"},
+        {"event": "approval_resolved", "id": rid, "agent": "bob", "status": "approved"},
+    ]
     # A second approve or a deny of a resolved approval is a conflict and runs nothing.
     await refused(host, {"cmd": "approve", "id": rid}, "conflict")
     await refused(host, {"cmd": "deny", "id": rid}, "conflict")
     assert await helper_events(manager) == []
 
 
-async def test_deny_records_note_and_failed_spawn_says_why(hive: Hive, host: str,
-                                                           manager: str) -> None:
+async def test_deny_records_note_and_failed_spawn_says_why(
+    hive: Hive, host: str, manager: str
+) -> None:
     b = (await ok(manager, {"cmd": "request_spawn", "name": "dave"}))["id"]
     await spawn_idle(hive, "dave")  # the name is taken before approval: the action fails
     a = (await ok(host, {"cmd": "request_spawn", "name": "carol"}))["id"]
@@ -67,8 +79,7 @@ async def test_approval_bad_input(hive: Hive, host: str, manager: str) -> None:
     await refused(manager, {"cmd": "request_spawn", "name": "manager"}, "bad_request")
     await ok(manager, {"cmd": "request_spawn", "name": "erin"})
     await refused(manager, {"cmd": "request_spawn", "name": "erin"}, "conflict")
-    await refused(agent_or_manager_only := manager, {"cmd": "approve", "id": 1},
-                  "unknown_command")
+    await refused(agent_or_manager_only := manager, {"cmd": "approve", "id": 1}, "unknown_command")
     assert agent_or_manager_only
     assert len((await ok(host, {"cmd": "pending"}))["approvals"]) == 1
 
@@ -76,8 +87,11 @@ async def test_approval_bad_input(hive: Hive, host: str, manager: str) -> None:
 async def test_manager_withdraws_its_request(hive: Hive, host: str, manager: str) -> None:
     rid = (await ok(manager, {"cmd": "request_spawn", "name": "fred"}))["id"]
     await spawn_idle(hive, "alice")
-    await refused(agent_sock(hive, "alice"),
-                  {"cmd": "cancel_loose_end", "kind": "approval", "id": rid}, "forbidden")
+    await refused(
+        agent_sock(hive, "alice"),
+        {"cmd": "cancel_loose_end", "kind": "approval", "id": rid},
+        "forbidden",
+    )
     await ok(manager, {"cmd": "cancel_loose_end", "kind": "approval", "id": rid})
     row = (await ok(host, {"cmd": "pending"}))["approvals"][0]
     assert row["status"] == "cancelled"
@@ -91,14 +105,22 @@ async def test_question_to_operator_answered_by_operator_only(hive: Hive, host: 
     qid = (await ok(alice, {"cmd": "ask", "question": "deploy?", "options": ["yes", "no"]}))["id"]
     listed = (await ok(host, {"cmd": "questions"}))["questions"]
     assert [(q["id"], q["asker"], q["to"], q["options"]) for q in listed] == [
-        (qid, "alice", "operator", ["yes", "no"])]
-    await refused(agent_sock(hive, "bob"), {"cmd": "answer", "id": qid, "answer": "yes"},
-                  "forbidden")
+        (qid, "alice", "operator", ["yes", "no"])
+    ]
+    await refused(
+        agent_sock(hive, "bob"), {"cmd": "answer", "id": qid, "answer": "yes"}, "forbidden"
+    )
     await ok(host, {"cmd": "answer", "id": qid, "answer": "yes"})
     assert (await ok(host, {"cmd": "questions"}))["questions"] == []
-    assert await helper_events(alice) == [{"event": "question_answered", "id": qid,
-                                           "question": "deploy?", "answer": "yes",
-                                           "answerer": "operator"}]
+    assert await helper_events(alice) == [
+        {
+            "event": "question_answered",
+            "id": qid,
+            "question": "deploy?",
+            "answer": "yes",
+            "answerer": "operator",
+        }
+    ]
     await refused(host, {"cmd": "answer", "id": qid, "answer": "again"}, "conflict")
 
 
@@ -109,8 +131,16 @@ async def test_question_between_agents(hive: Hive, host: str) -> None:
     await refused(alice, {"cmd": "ask", "question": "x", "to": "ghost"}, "not_found")
     qid = (await ok(alice, {"cmd": "ask", "question": "lunch?", "to": "bob"}))["id"]
     assert (await ok(host, {"cmd": "questions"}))["questions"] == []  # not the operator's
-    assert await helper_events(bob) == [{"event": "question_asked", "id": qid, "asker": "alice",
-                                         "question": "lunch?", "options": [], "multi": False}]
+    assert await helper_events(bob) == [
+        {
+            "event": "question_asked",
+            "id": qid,
+            "asker": "alice",
+            "question": "lunch?",
+            "options": [],
+            "multi": False,
+        }
+    ]
     ends = (await ok(bob, {"cmd": "get_loose_ends"}))["loose_ends"]
     assert [(e["kind"], e["id"], e["status"]) for e in ends] == [("question", qid, "to_answer")]
     await refused(bob, {"cmd": "cancel_loose_end", "kind": "question", "id": qid}, "forbidden")
@@ -131,8 +161,9 @@ async def test_operator_override_and_cancel(hive: Hive, host: str) -> None:
     await refused(host, {"cmd": "cancel_question", "id": 12345}, "not_found")
 
 
-async def test_question_ttl_expires_and_is_capped(hive: Hive, host: str,
-                                                  autojump_clock: trio.testing.MockClock) -> None:
+async def test_question_ttl_expires_and_is_capped(
+    hive: Hive, host: str, autojump_clock: trio.testing.MockClock
+) -> None:
     await spawn_idle(hive, "alice")
     alice = agent_sock(hive, "alice")
     short = (await ok(alice, {"cmd": "ask", "question": "quick?", "ttl_seconds": 30}))["id"]
@@ -146,12 +177,15 @@ async def test_question_ttl_expires_and_is_capped(hive: Hive, host: str,
     assert (await ok(host, {"cmd": "questions"}))["questions"] == []
     events = await helper_events(alice)
     assert [(e["id"], e["answer"], e["answerer"]) for e in events] == [
-        (short, "[expired]", "ttl-watchdog"), (long_, "[expired]", "ttl-watchdog")]
+        (short, "[expired]", "ttl-watchdog"),
+        (long_, "[expired]", "ttl-watchdog"),
+    ]
 
 
 # --- reminders ------------------------------------------------------------------------------
-async def test_reminder_fires_when_due(hive: Hive, host: str,
-                                       autojump_clock: trio.testing.MockClock) -> None:
+async def test_reminder_fires_when_due(
+    hive: Hive, host: str, autojump_clock: trio.testing.MockClock
+) -> None:
     await spawn_idle(hive, "alice")
     alice = agent_sock(hive, "alice")
     start = trio.current_time()
@@ -198,7 +232,11 @@ async def test_reminder_bad_input_changes_nothing(hive: Hive, host: str) -> None
 
 
 async def test_reminder_file_path_resolved_and_escape_parked(
-    hive: Hive, host: str, manager: str, dirs: Path, autojump_clock: trio.testing.MockClock,
+    hive: Hive,
+    host: str,
+    manager: str,
+    dirs: Path,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     await spawn_idle(hive, "alice")
     alice = agent_sock(hive, "alice")
@@ -206,10 +244,15 @@ async def test_reminder_file_path_resolved_and_escape_parked(
     (state / "notes.md").write_text("hello")
     (dirs / "secret").write_text("no")
     os.symlink(dirs / "secret", state / "escape")
-    await ok(alice, {"cmd": "remind", "message": "read", "delay_seconds": 1,
-                     "file_path": "/state/notes.md"})
-    bad = (await ok(alice, {"cmd": "remind", "message": "leak", "delay_seconds": 1,
-                            "file_path": "escape"}))["id"]
+    await ok(
+        alice,
+        {"cmd": "remind", "message": "read", "delay_seconds": 1, "file_path": "/state/notes.md"},
+    )
+    bad = (
+        await ok(
+            alice, {"cmd": "remind", "message": "leak", "delay_seconds": 1, "file_path": "escape"}
+        )
+    )["id"]
     got = await ok(alice, {"cmd": "recv", "wait_seconds": 10})
     assert [m["body"] for m in got["messages"]] == ["read\n\nfile: /state/notes.md"]
     await trio.sleep(5 * 60)  # five attempts, 30 s apart, then parked
@@ -236,7 +279,8 @@ async def test_loose_ends_per_agent_and_hive_wide(hive: Hive, host: str, manager
     assert [(e["kind"], e["id"]) for e in mine] == [("question", q)]
     everything = (await ok(manager, {"cmd": "get_loose_ends"}))["loose_ends"]
     assert sorted((e["kind"], e["id"]) for e in everything) == sorted(
-        [("question", q), ("reminder", r), ("approval", a)])
+        [("question", q), ("reminder", r), ("approval", a)]
+    )
     await refused(alice, {"cmd": "cancel_loose_end", "kind": "reminder", "id": r}, "forbidden")
     await refused(alice, {"cmd": "cancel_loose_end", "kind": "thing", "id": r}, "bad_request")
     await ok(manager, {"cmd": "cancel_loose_end", "kind": "reminder", "id": r})
@@ -293,10 +337,13 @@ async def test_vacuum_sweeps_agent_files_and_survives_a_bad_one(
     now = time.time()
     events = hive.paths.agent_state("bob") / "hyperhive-events.sqlite"
     conn = sqlite3.connect(events)
-    conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, ts INTEGER, kind TEXT, "
-                 "payload_json TEXT)")
-    conn.executemany("INSERT INTO events (ts, kind, payload_json) VALUES (?, 'k', '{}')",
-                     [(int(now - 30 * 86400),), (int((now - 30 * 86400) * 1000),), (int(now),)])
+    conn.execute(
+        "CREATE TABLE events (id INTEGER PRIMARY KEY, ts INTEGER, kind TEXT, payload_json TEXT)"
+    )
+    conn.executemany(
+        "INSERT INTO events (ts, kind, payload_json) VALUES (?, 'k', '{}')",
+        [(int(now - 30 * 86400),), (int((now - 30 * 86400) * 1000),), (int(now),)],
+    )
     conn.commit()
     conn.close()
     # alice's file is garbage: the sweep logs it and goes on to bob's.

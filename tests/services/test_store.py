@@ -41,10 +41,13 @@ def test_newer_schema_is_refused(dirs: Path) -> None:
 
 
 def _insert(conn: sqlite3.Connection, value: str) -> int:
-    return int(conn.execute(
-        "INSERT INTO messages (recipient, sender, body, sent_at) VALUES ('a', 'b', ?, 0)",
-        (value,),
-    ).lastrowid or 0)
+    return int(
+        conn.execute(
+            "INSERT INTO messages (recipient, sender, body, sent_at) VALUES ('a', 'b', ?, 0)",
+            (value,),
+        ).lastrowid
+        or 0
+    )
 
 
 def _insert_then_fail(conn: sqlite3.Connection) -> None:
@@ -112,7 +115,8 @@ async def test_a_job_that_fills_the_database_fails_alone(dirs: Path) -> None:
         await store.close()
     fresh = sqlite3.connect(path)
     assert {r[0] for r in fresh.execute("SELECT body FROM messages")} == {
-        f"m{i}" for i in range(30) if i != 7}
+        f"m{i}" for i in range(30) if i != 7
+    }
 
 
 async def test_run_after_close_is_unavailable(dirs: Path) -> None:

@@ -156,7 +156,9 @@ def register(main: click.Group) -> None:
         """Remove the pause mark of agent NAME (what waited is delivered)."""
         return {"name": name, "paused": False}
 
-    @verb_command(main, "logs", "logs", lambda a: click.echo("\n".join(a["lines"]), nl=bool(a["lines"])))
+    @verb_command(
+        main, "logs", "logs", lambda a: click.echo("\n".join(a["lines"]), nl=bool(a["lines"]))
+    )
     @click.argument("name")
     @click.option(
         "--lines",

@@ -17,9 +17,15 @@ from __future__ import annotations
 
 import click
 
-from hive_core.surfaces.cli import agent_cmds, agents, approvals, messages, serve
+from hive_core.surfaces.cli import (
+    agent_cmds,
+    agent_side,  # mcp, hook, agent run, spawn --claude
+    agents,
+    approvals,
+    messages,
+    serve,
+)
 from hive_core.surfaces.cli import costs as costs_cmds
-from hive_core.surfaces.cli import agent_side  # mcp, hook, agent run, spawn --claude
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

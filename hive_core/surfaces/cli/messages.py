@@ -156,7 +156,9 @@ def register(main: click.Group) -> None:
             sys.stderr.close()
             sys.exit(0)
 
-    @verb_command(main, "stats", "stats", lambda a: click.echo("\n".join(f"{k}: {v}" for k, v in a.items())))
+    @verb_command(
+        main, "stats", "stats", lambda a: click.echo("\n".join(f"{k}: {v}" for k, v in a.items()))
+    )
     def stats() -> None:
         """Store counters: transactions, operations, agents, pending messages."""
 

@@ -38,8 +38,13 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # Where the unit's sandbox hides files from the service, and the directive that does it: an
 # ExecStart= there fails with 203/EXEC.
-_HIDDEN = {"/home": "ProtectHome=yes", "/root": "ProtectHome=yes", "/run/user": "ProtectHome=yes",
-           "/tmp": "PrivateTmp=yes", "/var/tmp": "PrivateTmp=yes"}
+_HIDDEN = {
+    "/home": "ProtectHome=yes",
+    "/root": "ProtectHome=yes",
+    "/run/user": "ProtectHome=yes",
+    "/tmp": "PrivateTmp=yes",
+    "/var/tmp": "PrivateTmp=yes",
+}
 
 
 def _runnable(executable: str, what: str = "the executable") -> str:
@@ -53,7 +58,8 @@ def _runnable(executable: str, what: str = "the executable") -> str:
                     f"service ({directive}): it would fail to start (203/EXEC). Install "
                     "hive-core where a service can run it, e.g. `python3 -m venv /opt/hive-core "
                     "&& /opt/hive-core/bin/pip install <checkout>`, then run "
-                    "`/opt/hive-core/bin/hive-core systemd-unit` (or pass --executable)")
+                    "`/opt/hive-core/bin/hive-core systemd-unit` (or pass --executable)"
+                )
     return executable
 
 
@@ -84,8 +90,10 @@ def _sandboxed_dir(what: str, value: str) -> str:
     _absolute(what, value)
     for root in _SANDBOXED:
         if value == root or value.startswith(root + "/"):
-            raise ValueError(f"{what} {value} is under {root}, which the unit's sandbox makes "
-                             "read-only or inaccessible")
+            raise ValueError(
+                f"{what} {value} is under {root}, which the unit's sandbox makes "
+                "read-only or inaccessible"
+            )
     return value
 
 
@@ -128,8 +136,10 @@ def render(
     if not _GROUP_NAME.match(group):
         raise ValueError(f"group {group!r} is not a valid group name")
     if group != DEFAULT_GROUP and config is None:
-        raise ValueError(f"the daemon reads the admin group from its config file only: pass a "
-                         f"config file with admin_group = \"{group}\"")
+        raise ValueError(
+            f"the daemon reads the admin group from its config file only: pass a "
+            f'config file with admin_group = "{group}"'
+        )
     if not isinstance(watchdog_sec, int) or isinstance(watchdog_sec, bool) or watchdog_sec < 1:
         raise ValueError(f"watchdog_sec must be a positive integer, not {watchdog_sec!r}")
     Config(state_dir=Path(state_dir), run_dir=Path(run_dir)).socket_path_check()

@@ -194,7 +194,7 @@ async def snapshot(hive: Hive) -> dict[str, Any]:
         "tombstones": await answer("tombstones", rq.Tombstones(), "tombstones"),
         "reminders": await answer("reminders", rq.Reminders(), "reminders"),
         "dead_letters": await answer("dead_letters", rq.DeadLetters(), "messages"),
-        "inbox": converter.unstructure(api._delivered(inbox))["messages"],
+        "inbox": converter.unstructure(api.messages.delivered(inbox))["messages"],
     }
 
 

@@ -40,16 +40,18 @@ class AgentSockets:
     its verbs are given is asked for when a socket opens (`hive()`): the daemon builds the hive
     with this object, so it exists by the time an agent is spawned or reopened."""
 
-    def __init__(self, server: SocketServer, nursery: trio.Nursery, paths: Paths,
-                 hive: Callable[[], Any]) -> None:
+    def __init__(
+        self, server: SocketServer, nursery: trio.Nursery, paths: Paths, hive: Callable[[], Any]
+    ) -> None:
         self.server = server
         self.nursery = nursery
         self.paths = paths
         self.hive = hive
 
     async def open(self, name: str) -> None:
-        await self.server.listen(self.nursery, self.paths.agent_socket(name),
-                                 surface("agent", name, self.hive()))
+        await self.server.listen(
+            self.nursery, self.paths.agent_socket(name), surface("agent", name, self.hive())
+        )
 
     def close(self, name: str) -> None:
         self.server.close(self.paths.agent_socket(name))

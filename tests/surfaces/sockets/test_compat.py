@@ -106,21 +106,24 @@ async def test_error_has_the_shape_of_error_json_plus_code(hive: Hive, host: str
     with trio.fail_after(TIMEOUT):
         await spawn_idle(hive, "alice")
         answer = await call(host, {"cmd": "send", "to": "ghost", "body": "hi"})
-        from_agent = await call(agent_sock(hive, "alice"),
-                                {"cmd": "send", "to": "ghost", "body": "hi"})
+        from_agent = await call(
+            agent_sock(hive, "alice"), {"cmd": "send", "to": "ghost", "body": "hi"}
+        )
     for got in (answer, from_agent):
         assert got == {**fixture, "code": "not_found"}
         assert list(got) == [*fixture, "code"]
 
 
-async def test_agent_status_rows_keep_hyperhive_key_order(hive: Hive, host: str,
-                                                          manager: str) -> None:
+async def test_agent_status_rows_keep_hyperhive_key_order(
+    hive: Hive, host: str, manager: str
+) -> None:
     fixture_rows = json.loads(AGENT_STATUS_GROUPED_JSON)["agent_statuses"]
     hyperhive_keys = {k for row in fixture_rows for k in row}
     with trio.fail_after(TIMEOUT):
         await spawn_idle(hive, "alice", "bob")
-        set_status = await call(agent_sock(hive, "alice"),
-                                {"cmd": "set_status", "text": "reviewing PR #947"})
+        set_status = await call(
+            agent_sock(hive, "alice"), {"cmd": "set_status", "text": "reviewing PR #947"}
+        )
         assert set_status == {"version": 1, "ok": True}
         await call(host, {"cmd": "send", "to": "alice", "body": "turn"})
         await call(agent_sock(hive, "alice"), {"cmd": "recv"})
@@ -152,8 +155,9 @@ async def test_agent_status_rows_keep_hyperhive_key_order(hive: Hive, host: str,
 
 # --- hyperhive's request lines ----------------------------------------------------------------
 @pytest.mark.parametrize("line", HYPERHIVE_REQUESTS, ids=lambda b: b.decode())
-async def test_hyperhive_request_lines_answer_an_envelope(hive: Hive, host: str,
-                                                          line: bytes) -> None:
+async def test_hyperhive_request_lines_answer_an_envelope(
+    hive: Hive, host: str, line: bytes
+) -> None:
     with trio.fail_after(TIMEOUT):
         async with await Connection.open(host) as conn:
             answer = await send_line(conn, line + b"\n")
@@ -175,8 +179,11 @@ BAD_LINES = [
     ("invalid json", b'{"cmd":"list",', "bad_json"),
     ("empty line", b"", "bad_json"),
     ("non-object", b'["list"]', "bad_json"),
-    ("100,000-deep nesting", b'{"cmd":"list","x":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
-     "bad_json"),
+    (
+        "100,000-deep nesting",
+        b'{"cmd":"list","x":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        "bad_json",
+    ),
     ("5,000-digit integer", b'{"cmd":"inbox","max":' + b"7" * 5000 + b"}", "bad_json"),
     ("NaN", b'{"cmd":"inbox","max":NaN}', "bad_json"),
     ("lone surrogate", b'{"cmd":"send","to":"operator","body":"\\udc00"}', "bad_json"),
@@ -190,8 +197,9 @@ BAD_LINES = [
 ]
 
 
-@pytest.mark.parametrize(("line", "code"), [(b, c) for _, b, c in BAD_LINES],
-                         ids=[name for name, _, _ in BAD_LINES])
+@pytest.mark.parametrize(
+    ("line", "code"), [(b, c) for _, b, c in BAD_LINES], ids=[name for name, _, _ in BAD_LINES]
+)
 async def test_bad_line_answers_its_code_and_the_connection_still_serves(
     hive: Hive, host: str, line: bytes, code: str
 ) -> None:
@@ -228,7 +236,8 @@ async def test_every_bad_line_on_one_connection(hive: Hive, host: str) -> None:
                     if code == "bad_json":
                         assert_error(await send_line(conn, line + b"\n"), code)
                 assert (await send_line(conn, b'{"cmd":"teleport"}\n'))["code"] == (
-                    "unknown_command")
+                    "unknown_command"
+                )
                 whoami_or_list = b'{"cmd":"list"}\n' if sock == host else b'{"cmd":"whoami"}\n'
                 assert (await send_line(conn, whoami_or_list))["ok"] is True
 
@@ -308,9 +317,12 @@ async def test_pipelined_requests_are_answered_in_order(hive: Hive, host: str) -
             assert "transactions" in answers[6]
 
             n = 30  # under the broker's recv cap, so one recv returns them all
-            await conn.stream.send_all(b"".join(
-                json.dumps({"cmd": "send", "to": "alice", "body": f"m{i}"}).encode() + b"\n"
-                for i in range(n)))
+            await conn.stream.send_all(
+                b"".join(
+                    json.dumps({"cmd": "send", "to": "alice", "body": f"m{i}"}).encode() + b"\n"
+                    for i in range(n)
+                )
+            )
             ids = [(await conn.read())["id"] for _ in range(n)]
             assert ids == sorted(ids) and len(set(ids)) == n
         got = await call(agent_sock(hive, "alice"), {"cmd": "recv", "max": n})
@@ -333,12 +345,15 @@ async def test_forged_from_is_ignored(hive: Hive, host: str) -> None:
     with trio.fail_after(TIMEOUT):
         await spawn_idle(hive, "alice", "bob")
         alice = agent_sock(hive, "alice")
-        for forged in ({"from": "manager"}, {"from": "bob"}, {"from": "operator"},
-                       {"from_": "system", "sender": "reminder", "caller": "hive"}):
+        for forged in (
+            {"from": "manager"},
+            {"from": "bob"},
+            {"from": "operator"},
+            {"from_": "system", "sender": "reminder", "caller": "hive"},
+        ):
             sent = await call(alice, {"cmd": "send", "to": "bob", "body": "hi", **forged})
             assert sent["ok"] is True, sent
-        sent = await call(alice, {"cmd": "send", "to": "operator", "body": "op",
-                                  "from": "manager"})
+        sent = await call(alice, {"cmd": "send", "to": "operator", "body": "op", "from": "manager"})
         assert sent["ok"] is True
         got = await call(agent_sock(hive, "bob"), {"cmd": "recv", "max": 10})
         inbox = await call(host, {"cmd": "inbox", "max": 10})
@@ -401,9 +416,27 @@ async def test_unserved_verb_is_unknown_command_whatever_its_fields(
 
 # --- names refused on spawn --------------------------------------------------------------------------
 REFUSED_NAMES = [
-    "..", ".", "a/b", "../x", "alice\n", "-x", "a" * 64, "\uff41\uff4c\uff49\uff43\uff45",
-    "Alice", "", "a b", "al.ce", "al_ce", "caf\u00e9",
-    "manager", "operator", "system", "reminder", "self", "hive", "*",
+    "..",
+    ".",
+    "a/b",
+    "../x",
+    "alice\n",
+    "-x",
+    "a" * 64,
+    "\uff41\uff4c\uff49\uff43\uff45",
+    "Alice",
+    "",
+    "a b",
+    "al.ce",
+    "al_ce",
+    "caf\u00e9",
+    "manager",
+    "operator",
+    "system",
+    "reminder",
+    "self",
+    "hive",
+    "*",
 ]
 
 

@@ -50,13 +50,33 @@ FEEDS = {"subscribe_events", "subscribe_agent_status"}
 # What a generated request may validly run here without changing anything the test watches:
 # reads, feeds, and (with the fuzzed inboxes empty and nothing in flight) recv/inbox/acks/requeue.
 HARMLESS = FEEDS | {
-    "list", "agent_status", "urls", "pending", "tombstones", "questions", "dead_letters",
-    "reminders", "stats", "whoami", "status", "recent", "get_loose_ends",
-    "count_pending_reminders", "recv", "inbox", "ack_turn", "requeue_inflight", "costs", "logs",
+    "list",
+    "agent_status",
+    "urls",
+    "pending",
+    "tombstones",
+    "questions",
+    "dead_letters",
+    "reminders",
+    "stats",
+    "whoami",
+    "status",
+    "recent",
+    "get_loose_ends",
+    "count_pending_reminders",
+    "recv",
+    "inbox",
+    "ack_turn",
+    "requeue_inflight",
+    "costs",
+    "logs",
 }
 # Compared before and after: every row, but `last_turn_at` (an ack, even of nothing, ends a turn).
 TABLES = {
-    "messages": "*", "approvals": "*", "questions": "*", "reminders": "*",
+    "messages": "*",
+    "approvals": "*",
+    "questions": "*",
+    "reminders": "*",
     "agents": "name, created_at, command, paused, status_text, status_set_at, want_running",
 }
 
@@ -65,8 +85,10 @@ def db_state(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Every table, read with a fresh connection (what is on disk, not what the daemon says)."""
     conn = sqlite3.connect(db)
     try:
-        return {t: conn.execute(f"SELECT {cols} FROM {t} ORDER BY 1").fetchall()
-                for t, cols in TABLES.items()}
+        return {
+            t: conn.execute(f"SELECT {cols} FROM {t} ORDER BY 1").fetchall()
+            for t, cols in TABLES.items()
+        }
     finally:
         conn.close()
 
@@ -94,7 +116,8 @@ class Target:
     def state(self) -> tuple[Any, ...]:
         stats = call_sync(self.paths["host"], {"cmd": "stats"}, TIMEOUT)
         return (
-            stats["agents"], stats["pending_messages"],
+            stats["agents"],
+            stats["pending_messages"],
             call_sync(self.paths["host"], {"cmd": "pending"}, TIMEOUT)["approvals"],
             call_sync(self.paths["host"], {"cmd": "questions"}, TIMEOUT)["questions"],
             call_sync(self.paths["host"], {"cmd": "reminders"}, TIMEOUT)["reminders"],
@@ -113,8 +136,11 @@ def target() -> Iterator[Target]:
         d.start()
         host = d.host
         run = base / "run"
-        paths = {"host": host, "manager": str(run / "manager" / "mcp.sock"),
-                 "agent": str(run / "agents" / "alice" / "mcp.sock")}
+        paths = {
+            "host": host,
+            "manager": str(run / "manager" / "mcp.sock"),
+            "agent": str(run / "agents" / "alice" / "mcp.sock"),
+        }
         bob = str(run / "agents" / "bob" / "mcp.sock")
         for name in ("alice", "bob"):
             call_sync(host, {"cmd": "spawn", "name": name, "command": SLEEPER}, TIMEOUT)
@@ -161,7 +187,8 @@ def throw(target: Target, kind: str, line: bytes, cmd: str | None) -> dict[str, 
     assert_envelope(answer)
     if answer["ok"]:
         assert cmd in HARMLESS and cmd in SERVED[kind], (
-            f"a generated line ran a state-changing verb: {line!r} -> {answer}")
+            f"a generated line ran a state-changing verb: {line!r} -> {answer}"
+        )
     if not feed:
         assert_envelope(answers[1])
         assert answers[1]["ok"] is True, f"the connection is unusable after {line!r}: {answers}"
@@ -184,7 +211,9 @@ BY_KIND: dict[str, st.SearchStrategy[Any]] = {
 }
 JSON = st.recursive(
     st.one_of(*BY_KIND.values()),
-    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids, max_size=3),
+    lambda kids: (
+        st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids, max_size=3)
+    ),
     max_leaves=8,
 )
 BY_KIND["list"] = st.lists(JSON, max_size=3)
@@ -206,8 +235,11 @@ def accepted_kinds(cls: type, field: attrs.Attribute[Any]) -> set[str]:
     out = set()
     for part in typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,):
         origin = typing.get_origin(part) or part
-        out.add({str: "str", int: "int", bool: "bool", list: "list", type(None): "null"}.get(
-            origin, "object"))  # an attrs class (`Scope`) is an object
+        out.add(
+            {str: "str", int: "int", bool: "bool", list: "list", type(None): "null"}.get(
+                origin, "object"
+            )
+        )  # an attrs class (`Scope`) is an object
     return out
 
 
@@ -227,19 +259,28 @@ def wrongly_typed(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
             ok = accepted_kinds(VERBS[cmd], f)
             request[wire_name(f)] = draw(st.one_of(*(s for k, s in BY_KIND.items() if k not in ok)))
     names = {"cmd", *map(wire_name, fields)}
-    request.update(draw(st.dictionaries(st.text(max_size=6).filter(lambda k: k not in names),
-                                        JSON, max_size=2)))
+    request.update(
+        draw(
+            st.dictionaries(st.text(max_size=6).filter(lambda k: k not in names), JSON, max_size=2)
+        )
+    )
     return cmd, request
 
 
-HYPOTHESIS = settings(max_examples=400, deadline=None, derandomize=True, database=None,
-                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+HYPOTHESIS = settings(
+    max_examples=400,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 
 @HYPOTHESIS
 @given(kind=KINDS, generated=wrongly_typed())
-def test_wrongly_typed_fields_on_every_socket(target: Target, kind: str,
-                                              generated: tuple[str, dict[str, Any]]) -> None:
+def test_wrongly_typed_fields_on_every_socket(
+    target: Target, kind: str, generated: tuple[str, dict[str, Any]]
+) -> None:
     cmd, request = generated
     line = json.dumps(request).encode() + b"\n"
     answer = throw(target, kind, line, cmd)
@@ -252,11 +293,14 @@ def test_wrongly_typed_fields_on_every_socket(target: Target, kind: str,
 
 
 @HYPOTHESIS
-@given(kind=KINDS,
-       obj=st.dictionaries(st.text(max_size=10), JSON, max_size=4),
-       cmd=st.none() | st.sampled_from(sorted(VERBS)) | JSON)
-def test_random_json_objects_on_every_socket(target: Target, kind: str, obj: dict[str, Any],
-                                             cmd: Any) -> None:
+@given(
+    kind=KINDS,
+    obj=st.dictionaries(st.text(max_size=10), JSON, max_size=4),
+    cmd=st.none() | st.sampled_from(sorted(VERBS)) | JSON,
+)
+def test_random_json_objects_on_every_socket(
+    target: Target, kind: str, obj: dict[str, Any], cmd: Any
+) -> None:
     if cmd is not None:
         obj = {"cmd": cmd, **{k: v for k, v in obj.items() if k != "cmd"}}
     line = json.dumps(obj).encode() + b"\n"
@@ -292,10 +336,12 @@ def test_random_byte_lines_on_every_socket(target: Target, kind: str, data: byte
 async def snapshot(hive: Hive) -> tuple[Any, ...]:
     stats = await call(str(hive.paths.host_socket), {"cmd": "stats"})
     pending = await call(str(hive.paths.host_socket), {"cmd": "pending"})
-    return stats["agents"], stats["pending_messages"], pending["approvals"], db_state(
-        hive.paths.database)
-
-
+    return (
+        stats["agents"],
+        stats["pending_messages"],
+        pending["approvals"],
+        db_state(hive.paths.database),
+    )
 
 
 async def _some_state(hive: Hive) -> None:
@@ -312,22 +358,43 @@ async def _some_state(hive: Hive) -> None:
 async def test_oversized_body_is_too_large_on_every_socket(hive: Hive, where: str) -> None:
     with trio.fail_after(TIMEOUT):
         await _some_state(hive)
-        path = {"host": str(hive.paths.host_socket), "manager": str(hive.paths.manager_socket),
-                "agent": agent_sock(hive, "alice")}[where]
+        path = {
+            "host": str(hive.paths.host_socket),
+            "manager": str(hive.paths.manager_socket),
+            "agent": agent_sock(hive, "alice"),
+        }[where]
         limit = hive.config.body_limit
         before = await snapshot(hive)
         for to in ("bob", "*", "operator"):
             await refused(path, {"cmd": "send", "to": to, "body": "x" * (limit + 1)}, "too_large")
-            await refused(path, {"cmd": "send", "to": to, "body": "\u00e9" * (limit // 2 + 1)},
-                          "too_large")  # bytes, not characters
+            await refused(
+                path, {"cmd": "send", "to": to, "body": "\u00e9" * (limit // 2 + 1)}, "too_large"
+            )  # bytes, not characters
         if where != "host":
-            await refused(path, {"cmd": "wake", "from": "github", "body": "x" * (limit + 1)},
-                          "too_large")
+            await refused(
+                path, {"cmd": "wake", "from": "github", "body": "x" * (limit + 1)}, "too_large"
+            )
         assert await snapshot(hive) == before
 
 
-BAD_NAMES = ["..", ".", "a/b", "../x", "alice\n", "-x", "a" * 64, "\uff41\uff4c\uff49\uff43\uff45",
-             "Alice", "", "a b", "caf\u00e9", "system", "reminder", "self", "hive"]
+BAD_NAMES = [
+    "..",
+    ".",
+    "a/b",
+    "../x",
+    "alice\n",
+    "-x",
+    "a" * 64,
+    "\uff41\uff4c\uff49\uff43\uff45",
+    "Alice",
+    "",
+    "a b",
+    "caf\u00e9",
+    "system",
+    "reminder",
+    "self",
+    "hive",
+]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES, ids=repr)
@@ -372,8 +439,9 @@ async def test_star_in_agent_names_is_refused_not_every_agent(hive: Hive) -> Non
         await _some_state(hive)
         host, manager = str(hive.paths.host_socket), str(hive.paths.manager_socket)
         before = await snapshot(hive)
-        await refused(host, {"cmd": "stop", "scope": {"agent_names": ["*"]}, "graceful": False},
-                      "bad_request")
+        await refused(
+            host, {"cmd": "stop", "scope": {"agent_names": ["*"]}, "graceful": False}, "bad_request"
+        )
         await refused(host, {"cmd": "stop", "name": "*", "graceful": False}, "bad_request")
         await refused(manager, {"cmd": "start", "name": "*"}, "bad_request")
         rows = (await call(host, {"cmd": "agent_status"}))["agent_statuses"]
@@ -381,18 +449,34 @@ async def test_star_in_agent_names_is_refused_not_every_agent(hive: Hive) -> Non
         assert await snapshot(hive) == before
 
 
-@pytest.mark.parametrize("ref", ["HEAD", "--upload-pack=x", "-x", "abcdef", "a" * 41,
-                                 "ABCDEF1234567890ABCDEF1234567890ABCDEF12", "main", "", "g" * 40,
-                                 "a" * 39 + "\n"])
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "HEAD",
+        "--upload-pack=x",
+        "-x",
+        "abcdef",
+        "a" * 41,
+        "ABCDEF1234567890ABCDEF1234567890ABCDEF12",
+        "main",
+        "",
+        "g" * 40,
+        "a" * 39 + "\n",
+    ],
+)
 async def test_bad_commit_refs_are_refused(hive: Hive, ref: str) -> None:
     with trio.fail_after(TIMEOUT):
         await _some_state(hive)
         before = await snapshot(hive)
-        answer = await call(str(hive.paths.manager_socket),
-                            {"cmd": "request_apply_commit", "agent": "alice", "commit_ref": ref})
+        answer = await call(
+            str(hive.paths.manager_socket),
+            {"cmd": "request_apply_commit", "agent": "alice", "commit_ref": ref},
+        )
         assert_envelope(answer)
         assert answer["ok"] is False and answer["code"] == "bad_request", answer
-        assert "commit_ref" in answer["error"], answer  # refused for the ref, not for another reason
+        assert "commit_ref" in answer["error"], (
+            answer
+        )  # refused for the ref, not for another reason
         assert await snapshot(hive) == before
 
 
@@ -405,12 +489,15 @@ async def test_full_disk_sends_are_unavailable_and_nothing_stored_is_lost(dirs: 
         async with trio.open_nursery() as nursery:  # first run: some messages stored
             h: Hive = await nursery.start(serve, cfg)
             await spawn_idle(h, "alice")
-            kept = [(await call(host, {"cmd": "send", "to": "alice", "body": f"kept {i}"}))["id"]
-                    for i in range(5)]
+            kept = [
+                (await call(host, {"cmd": "send", "to": "alice", "body": f"kept {i}"}))["id"]
+                for i in range(5)
+            ]
             h.shutdown()
         conn = sqlite3.connect(cfg.state_dir / "hive.sqlite")
-        pages, page_size = (conn.execute(f"PRAGMA {p}").fetchone()[0]
-                            for p in ("page_count", "page_size"))
+        pages, page_size = (
+            conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "page_size")
+        )
         conn.close()
 
         full = make_config(dirs, database_max_bytes=(pages + 6) * page_size)
@@ -419,8 +506,10 @@ async def test_full_disk_sends_are_unavailable_and_nothing_stored_is_lost(dirs: 
             h = await nursery.start(serve, full)
             for size in (6000, 100):  # big rows until one is refused, then small ones
                 for _ in range(200):
-                    answer = await call(host, {"cmd": "send", "to": "alice",
-                                               "body": f"fill {len(filled)} " + "x" * size})
+                    answer = await call(
+                        host,
+                        {"cmd": "send", "to": "alice", "body": f"fill {len(filled)} " + "x" * size},
+                    )
                     assert_envelope(answer)
                     if not answer["ok"]:
                         assert answer["code"] == "unavailable", answer
@@ -431,8 +520,11 @@ async def test_full_disk_sends_are_unavailable_and_nothing_stored_is_lost(dirs: 
             assert filled, "not one send fitted in the room left"
             before = await snapshot(h)
             await refused(host, {"cmd": "send", "to": "alice", "body": "y" * 6000}, "unavailable")
-            await refused(agent_sock(h, "alice"),
-                          {"cmd": "send", "to": "alice", "body": "z" * 20000}, "unavailable")
+            await refused(
+                agent_sock(h, "alice"),
+                {"cmd": "send", "to": "alice", "body": "z" * 20000},
+                "unavailable",
+            )
             assert (await call(host, {"cmd": "list"}))["agents"] == ["alice"]  # still serving
             assert await snapshot(h) == before
             h.shutdown()
@@ -440,9 +532,13 @@ async def test_full_disk_sends_are_unavailable_and_nothing_stored_is_lost(dirs: 
         conn = sqlite3.connect(cfg.state_dir / "hive.sqlite")
         try:
             assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-            stored = [r[0] for r in conn.execute(
-                "SELECT id FROM messages WHERE recipient = 'alice' AND acked_at IS NULL "
-                "ORDER BY id")]
+            stored = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM messages WHERE recipient = 'alice' AND acked_at IS NULL "
+                    "ORDER BY id"
+                )
+            ]
         finally:
             conn.close()
         assert stored == kept + filled
@@ -451,7 +547,8 @@ async def test_full_disk_sends_are_unavailable_and_nothing_stored_is_lost(dirs: 
             h = await nursery.start(serve, cfg)
             got: list[dict[str, Any]] = []
             while batch := (await call(agent_sock(h, "alice"), {"cmd": "recv", "max": 32}))[
-                    "messages"]:
+                "messages"
+            ]:
                 got += batch
             assert [m["id"] for m in got] == kept + filled
             assert [m["body"] for m in got[:5]] == [f"kept {i}" for i in range(5)]

@@ -65,8 +65,9 @@ class TestPerAgentCap:
             refused = await call(agent_sock(hive, "alice"), {"cmd": "whoami"})
             assert refused["ok"] is False and refused["code"] == "limit", refused
             for path in (host, str(hive.paths.manager_socket), agent_sock(hive, "bob")):
-                assert (await call(path, {"cmd": "status"} if path != host
-                                   else {"cmd": "list"}))["ok"] is True
+                assert (await call(path, {"cmd": "status"} if path != host else {"cmd": "list"}))[
+                    "ok"
+                ] is True
         finally:
             for stream in idle:
                 await stream.aclose()
@@ -74,8 +75,9 @@ class TestPerAgentCap:
         assert (await call(agent_sock(hive, "alice"), {"cmd": "whoami"}))["ok"] is True
 
 
-async def test_one_byte_a_second_is_dropped(hive: Hive, host: str,
-                                            autojump_clock: trio.testing.MockClock) -> None:
+async def test_one_byte_a_second_is_dropped(
+    hive: Hive, host: str, autojump_clock: trio.testing.MockClock
+) -> None:
     stream = await trio.open_unix_socket(host)
     start = trio.current_time()
     with trio.fail_after(120):
@@ -170,8 +172,10 @@ async def test_an_answer_cut_off_by_shutdown_puts_its_rows_back(dirs: Path) -> N
         sock.close()
     conn = sqlite3.connect(dirs / "state" / "hive.sqlite")
     try:
-        rows = conn.execute("SELECT delivered_at IS NULL, redelivered FROM messages "
-                            "WHERE recipient = 'alice' ORDER BY id").fetchall()
+        rows = conn.execute(
+            "SELECT delivered_at IS NULL, redelivered FROM messages "
+            "WHERE recipient = 'alice' ORDER BY id"
+        ).fetchall()
     finally:
         conn.close()
     assert rows == [(1, 0)] * 8

@@ -90,8 +90,16 @@ print(json.dumps(out))
 
 async def run_as(ids: list[str], path: str, *requests: dict[str, Any]) -> dict[str, Any]:
     """The client above as another user (`setpriv` options), off the loop the daemon runs on."""
-    cmd = ["setpriv", *ids, sys.executable, "-I", "-c", CLIENT, path,
-           *(json.dumps(r) for r in requests)]
+    cmd = [
+        "setpriv",
+        *ids,
+        sys.executable,
+        "-I",
+        "-c",
+        CLIENT,
+        path,
+        *(json.dumps(r) for r in requests),
+    ]
     proc = await trio.run_process(cmd, capture_stdout=True, capture_stderr=True, check=False)
     assert proc.returncode == 0, proc.stderr.decode()
     return json.loads(proc.stdout)
@@ -100,8 +108,10 @@ async def run_as(ids: list[str], path: str, *requests: dict[str, Any]) -> dict[s
 def db_counts(db: Path) -> dict[str, int]:
     conn = sqlite3.connect(db)
     try:
-        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                for t in ("agents", "messages", "approvals", "questions", "reminders")}
+        return {
+            t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("agents", "messages", "approvals", "questions", "reminders")
+        }
     finally:
         conn.close()
 
@@ -134,14 +144,21 @@ async def test_sockets_and_run_dir_have_their_mode_before_the_chmod(
         with trio.fail_after(TIMEOUT):
             async with trio.open_nursery() as nursery:
                 hive: Hive = await nursery.start(serve, make_config(dirs))
-                assert (await call(str(hive.paths.host_socket),
-                                   {"cmd": "spawn", "name": "alice", "command": SLEEPER}))["ok"]
+                assert (
+                    await call(
+                        str(hive.paths.host_socket),
+                        {"cmd": "spawn", "name": "alice", "command": SLEEPER},
+                    )
+                )["ok"]
                 hive.shutdown()
     finally:
         os.umask(old)
     run = dirs / "run"
-    sockets = [run / "host.sock", run / "manager" / "mcp.sock", run / "agents" / "alice" /
-               "mcp.sock"]
+    sockets = [
+        run / "host.sock",
+        run / "manager" / "mcp.sock",
+        run / "agents" / "alice" / "mcp.sock",
+    ]
     for path in sockets:
         assert seen.get(str(path)) == 0o660, (path, oct(seen.get(str(path), 0)))
     assert seen.get(str(run)) == 0o751, oct(seen.get(str(run), 0))
@@ -159,15 +176,21 @@ async def test_nobody_is_refused_by_peer_credentials(
         os.chmod(host, 0o666)  # past the file mode: only SO_PEERCRED stands in the way
         before = db_counts(hive.paths.database)
         nobody = [f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-        for request in ({"cmd": "list"}, {"cmd": "spawn", "name": "mallory"},
-                        {"cmd": "send", "to": "alice", "body": "from nobody"},
-                        {"cmd": "stop", "scope": {"agents": True}}):
+        for request in (
+            {"cmd": "list"},
+            {"cmd": "spawn", "name": "mallory"},
+            {"cmd": "send", "to": "alice", "body": "from nobody"},
+            {"cmd": "stop", "scope": {"agents": True}},
+        ):
             got = await run_as(nobody, host, request, {"cmd": "list"})
-            assert got["answers"] == [{
-                "version": 1, "ok": False,
-                "error": "permission denied: the host socket is for root and the hive-admin group",
-                "code": "forbidden",
-            }], got
+            assert got["answers"] == [
+                {
+                    "version": 1,
+                    "ok": False,
+                    "error": "permission denied: the host socket is for root and the hive-admin group",
+                    "code": "forbidden",
+                }
+            ], got
             assert got["closed"] is True, got  # nothing further is read on that connection
         # nothing changed, and the daemon serves its own user as before
         assert db_counts(hive.paths.database) == before
@@ -217,14 +240,20 @@ async def test_admin_group_is_served_through_the_real_socket_mode(
             traversable(dirs)
             st = os.stat(host)
             assert (stat.S_IMODE(st.st_mode), st.st_gid) == (0o660, gid)  # no chmod here
-            got = await run_as(ids, host, {"cmd": "list"},
-                               {"cmd": "send", "to": "operator", "body": "hello"})
-            assert got == {"answers": [{"version": 1, "ok": True, "agents": []},
-                                       {"version": 1, "ok": True, "id": 1}],
-                           "closed": False}, got
+            got = await run_as(
+                ids, host, {"cmd": "list"}, {"cmd": "send", "to": "operator", "body": "hello"}
+            )
+            assert got == {
+                "answers": [
+                    {"version": 1, "ok": True, "agents": []},
+                    {"version": 1, "ok": True, "id": 1},
+                ],
+                "closed": False,
+            }, got
             # without the group: refused by the file mode before any credential check
-            got = await run_as([f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"],
-                               host, {"cmd": "list"})
+            got = await run_as(
+                [f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"], host, {"cmd": "list"}
+            )
             assert got == {"connect_errno": 13}, got
             hive.shutdown()
 
@@ -261,7 +290,11 @@ async def test_stale_socket_at_an_agent_path_is_reclaimed_at_spawn(hive: Hive, h
             s.bind(str(path))  # bound, never listening: what a killed daemon leaves
         await spawn_idle(hive, "carol")
         assert await call(str(path), {"cmd": "whoami"}) == {
-            "version": 1, "ok": True, "name": "carol", "role": "agent"}
+            "version": 1,
+            "ok": True,
+            "name": "carol",
+            "role": "agent",
+        }
 
 
 async def test_live_listener_at_an_agent_path_is_refused_and_left_alone(
@@ -304,8 +337,9 @@ def test_a_listener_that_never_accepts_does_not_hang_the_daemon(daemon: Daemon) 
             pass
         try:
             with pytest.raises(Conflict, match="served by a running daemon"):
-                call_sync(daemon.host, {"cmd": "spawn", "name": "dave", "command": SLEEPER},
-                          timeout=10)
+                call_sync(
+                    daemon.host, {"cmd": "spawn", "name": "dave", "command": SLEEPER}, timeout=10
+                )
             assert call_sync(daemon.host, {"cmd": "list"}, timeout=10)["agents"] == []
         finally:
             for client in queued:
@@ -336,9 +370,19 @@ def test_symlink_at_a_daemon_socket_path_stops_the_start_unfollowed(
         listener.listen()
     try:
         r = subprocess.run(
-            [sys.executable, "-m", "hive_core", "serve", "--state-dir", str(dirs / "state"),
-             "--run-dir", str(dirs / "run")],
-            capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "hive_core",
+                "serve",
+                "--state-dir",
+                str(dirs / "state"),
+                "--run-dir",
+                str(dirs / "run"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
             env={k: v for k, v in os.environ.items() if not k.startswith("HIVE_")},
         )
         assert r.returncode != 0, r
@@ -422,8 +466,12 @@ async def test_symlink_planted_in_an_agents_state_is_not_followed_on_restart(
         (outside / "state").mkdir(parents=True)  # what an agent dir holds, so a start could go on
         (outside / "agent.pid").write_text("precious\n")
         (outside / "agent.log").write_text("precious\n")
-        at = {"agent dir": agent_dir, "state": agent_dir / "state",
-              "agent.log": agent_dir / "agent.log", "agent.pid": agent_dir / "agent.pid"}[planted]
+        at = {
+            "agent dir": agent_dir,
+            "state": agent_dir / "state",
+            "agent.log": agent_dir / "agent.log",
+            "agent.pid": agent_dir / "agent.pid",
+        }[planted]
         target = outside if planted in ("agent dir", "state") else outside / planted
         os.rename(at, dirs / "moved-away")
         os.symlink(target, at)
@@ -448,5 +496,3 @@ def _tree(root: Path) -> list[tuple[str, str]]:
         out += [(os.path.join(d, n), "<dir>") for n in dnames]
         out += [(os.path.join(d, n), Path(d, n).read_text()) for n in fnames]
     return sorted(out)
-
-

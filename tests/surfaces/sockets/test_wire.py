@@ -295,11 +295,15 @@ def test_depth_and_digits_are_bounded_as_documented() -> None:
     [
         (b'{"cmd":"list"}\r', {"cmd": "list"}),
         (b' \t{"cmd":"list"} \r', {"cmd": "list"}),
-        (b'{"cmd":"send","to":"a","body":"h\xc3\xa9 \\u00e9 \\ud83d\\ude00 \xf0\x9f\x98\x80"}',
-         {"cmd": "send", "to": "a", "body": "h\u00e9 \u00e9 \U0001f600 \U0001f600"}),
+        (
+            b'{"cmd":"send","to":"a","body":"h\xc3\xa9 \\u00e9 \\ud83d\\ude00 \xf0\x9f\x98\x80"}',
+            {"cmd": "send", "to": "a", "body": "h\u00e9 \u00e9 \U0001f600 \U0001f600"},
+        ),
         (b'{"b":1,"a":2,"c":{"z":1,"y":2}}', {"b": 1, "a": 2, "c": {"z": 1, "y": 2}}),
-        (b'{"cmd":"list","f":1.5,"n":null,"t":true}', {"cmd": "list", "f": 1.5, "n": None,
-                                                       "t": True}),
+        (
+            b'{"cmd":"list","f":1.5,"n":null,"t":true}',
+            {"cmd": "list", "f": 1.5, "n": None, "t": True},
+        ),
     ],
 )
 def test_good_lines_decode(line: bytes, value: dict[str, Any]) -> None:
@@ -317,10 +321,14 @@ def test_decode_line_only_ever_raises_bad_json(data: bytes) -> None:
     assert isinstance(value, dict)
 
 
-json_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
-                    max_size=30)
+json_text = st.text(
+    st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=30
+)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(INT_MIN, INT_MAX) | json_text
+    st.none()
+    | st.booleans()
+    | st.integers(INT_MIN, INT_MAX)
+    | json_text
     | st.floats(allow_nan=False, allow_infinity=False),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(json_text, inner, max_size=4),
     max_leaves=20,
@@ -415,19 +423,29 @@ def test_unknown_verb_is_unknown_command(cmd: str) -> None:
 
 
 def test_unknown_fields_are_ignored() -> None:
-    obj = {"cmd": "send", "to": "alice", "body": "hi", "priority": 9,
-           "future": {"nested": [1, {"deeply": True}]}, "from": "manager", "sender": "bob"}
+    obj = {
+        "cmd": "send",
+        "to": "alice",
+        "body": "hi",
+        "priority": 9,
+        "future": {"nested": [1, {"deeply": True}]},
+        "from": "manager",
+        "sender": "bob",
+    }
     assert decode_request(obj) == ("send", rq.Send(to="alice", body="hi"))
     assert decode_request({"cmd": "list", "verbose": True}) == ("list", rq.List())
 
 
 def test_optional_fields_take_their_defaults() -> None:
     assert decode_request({"cmd": "stop", "scope": {"agents": True}}) == (
-        "stop", rq.Stop(scope=rq.Scope(agents=True), graceful=True))
+        "stop",
+        rq.Stop(scope=rq.Scope(agents=True), graceful=True),
+    )
     assert decode_request({"cmd": "recv"}) == ("recv", rq.Recv(wait_seconds=0, max=1))
     # hyperhive's other scope flags are accepted.
-    _, stop = decode_request({"cmd": "stop", "scope": {"ci": True, "forge": False,
-                                                        "gateway": True, "matrix": True}})
+    _, stop = decode_request(
+        {"cmd": "stop", "scope": {"ci": True, "forge": False, "gateway": True, "matrix": True}}
+    )
     assert stop.scope.ci is True
 
 
@@ -443,8 +461,7 @@ def test_hyperhive_requests_decode_to_their_fields() -> None:
     decoded = [decode_request(decode_line(line))[1] for line in HYPERHIVE_REQUESTS]
     assert decoded[4] == rq.SetPaused(name="trollshell-choom", paused=True)
     assert decoded[6] == rq.Start(scope=rq.Scope(agent_names=["trollshell-choom"]))
-    assert decoded[7] == rq.Stop(scope=rq.Scope(agent_names=["trollshell-choom"]),
-                                 graceful=True)
+    assert decoded[7] == rq.Stop(scope=rq.Scope(agent_names=["trollshell-choom"]), graceful=True)
     assert decoded[9] == rq.Approve(id=42)
     assert decoded[10] == rq.Deny(id=42)
 
@@ -452,17 +469,36 @@ def test_hyperhive_requests_decode_to_their_fields() -> None:
 # --- the `from` rename ---------------------------------------------------------------------------
 def test_from_is_renamed_both_ways() -> None:
     assert decode_request({"cmd": "wake", "from": "github", "body": "push"}) == (
-        "wake", rq.Wake(from_="github", body="push"))
+        "wake",
+        rq.Wake(from_="github", body="push"),
+    )
     assert encode_request(rq.Wake(from_="github", body="push")) == {
-        "cmd": "wake", "from": "github", "body": "push"}
-    msg = rs.DeliveredMessage(id=3, from_="alice", body="hi", sent_at="2026-09-07T12:34:56Z",
-                              redelivered=False)
+        "cmd": "wake",
+        "from": "github",
+        "body": "push",
+    }
+    msg = rs.DeliveredMessage(
+        id=3, from_="alice", body="hi", sent_at="2026-09-07T12:34:56Z", redelivered=False
+    )
     assert list(ok_envelope(rs.Messages(messages=[msg]))["messages"][0]) == [
-        "id", "from", "body", "sent_at", "redelivered"]
-    dead = rs.DeadLetter(id=1, from_="a", to="b", body="x", sent_at="t", deliveries=5,
-                         dead_at="u", in_reply_to=None)
+        "id",
+        "from",
+        "body",
+        "sent_at",
+        "redelivered",
+    ]
+    dead = rs.DeadLetter(
+        id=1, from_="a", to="b", body="x", sent_at="t", deliveries=5, dead_at="u", in_reply_to=None
+    )
     assert list(converter.unstructure(dead)) == [
-        "id", "from", "to", "body", "sent_at", "deliveries", "dead_at"]
+        "id",
+        "from",
+        "to",
+        "body",
+        "sent_at",
+        "deliveries",
+        "dead_at",
+    ]
 
 
 def test_from_underscore_on_the_wire_is_not_from() -> None:
@@ -477,9 +513,9 @@ def test_ok_envelope_key_order() -> None:
     assert env == {"version": 1, "ok": True, "name": "alice", "role": "agent"}
     assert ok_envelope() == {"version": 1, "ok": True}
     assert ok_envelope(rs.Ok()) == {"version": 1, "ok": True}
-    assert list(ok_envelope(rs.Stats(transactions=1, operations=2, agents=3,
-                                     pending_messages=4))) == [
-        "version", "ok", "transactions", "operations", "agents", "pending_messages"]
+    assert list(
+        ok_envelope(rs.Stats(transactions=1, operations=2, agents=3, pending_messages=4))
+    ) == ["version", "ok", "transactions", "operations", "agents", "pending_messages"]
 
 
 def test_error_envelope_is_error_json_plus_code() -> None:
@@ -496,26 +532,64 @@ def test_absent_optional_fields_are_omitted_empty_lists_kept() -> None:
     assert ok_envelope(rs.Sent(id=None, ids=[])) == {"version": 1, "ok": True, "ids": []}
     assert ok_envelope(rs.Acked(acked=2)) == {"version": 1, "ok": True, "acked": 2}
     assert ok_envelope(rs.Urls(urls=rs.UrlMap())) == {"version": 1, "ok": True, "urls": {}}
-    row = rs.AgentStatusRow(name="a", running=False, failed=False, needs_update=False,
-                            needs_login=False, pending_reminders=0, paused=False)
+    row = rs.AgentStatusRow(
+        name="a",
+        running=False,
+        failed=False,
+        needs_update=False,
+        needs_login=False,
+        pending_reminders=0,
+        paused=False,
+    )
     assert list(converter.unstructure(row)) == [
-        "name", "running", "failed", "needs_update", "needs_login", "pending_reminders",
-        "paused"]
+        "name",
+        "running",
+        "failed",
+        "needs_update",
+        "needs_login",
+        "pending_reminders",
+        "paused",
+    ]
     # False, 0 and "" are values, not absences.
     assert converter.unstructure(rs.Acked(acked=0, ignored=0)) == {"acked": 0, "ignored": 0}
     assert converter.unstructure(rs.UrlMap(domain="")) == {"domain": ""}
 
 
 def test_agent_status_row_keeps_hyperhive_key_order_with_every_field() -> None:
-    row = rs.AgentStatusRow(name="a", running=True, failed=False, needs_update=False,
-                            needs_login=False, deployed_sha="0123456789ab", pending_reminders=2,
-                            paused=False, parent="p", active_model="m", status_text="t",
-                            status_set_at="2026-09-07T12:34:56Z", url="u", transient="x",
-                            last_turn_at="2026-09-07T12:34:57Z")
+    row = rs.AgentStatusRow(
+        name="a",
+        running=True,
+        failed=False,
+        needs_update=False,
+        needs_login=False,
+        deployed_sha="0123456789ab",
+        pending_reminders=2,
+        paused=False,
+        parent="p",
+        active_model="m",
+        status_text="t",
+        status_set_at="2026-09-07T12:34:56Z",
+        url="u",
+        transient="x",
+        last_turn_at="2026-09-07T12:34:57Z",
+    )
     assert list(converter.unstructure(row)) == [
-        "name", "running", "failed", "needs_update", "needs_login", "deployed_sha",
-        "pending_reminders", "paused", "parent", "active_model", "status_text",
-        "status_set_at", "url", "transient", "last_turn_at"]
+        "name",
+        "running",
+        "failed",
+        "needs_update",
+        "needs_login",
+        "deployed_sha",
+        "pending_reminders",
+        "paused",
+        "parent",
+        "active_model",
+        "status_text",
+        "status_set_at",
+        "url",
+        "transient",
+        "last_turn_at",
+    ]
 
 
 @pytest.mark.parametrize("name", RESULT_OF)
@@ -523,7 +597,8 @@ def test_hyperhive_answers_are_reproduced_byte_for_byte(name: str) -> None:
     fixture = FIXTURES[name]
     obj = json.loads(fixture)
     result = converter.structure(
-        {k: v for k, v in obj.items() if k not in ("version", "ok")}, RESULT_OF[name])
+        {k: v for k, v in obj.items() if k not in ("version", "ok")}, RESULT_OF[name]
+    )
     assert encode_line(ok_envelope(result)) == fixture + b"\n"
 
 
@@ -579,8 +654,11 @@ def _leaves(value: Any) -> list[Any]:
 
 
 def test_every_request_class_is_a_verb() -> None:
-    classes = {cls for cls in vars(rq).values()
-               if isinstance(cls, type) and attrs.has(cls) and cls is not rq.Scope}
+    classes = {
+        cls
+        for cls in vars(rq).values()
+        if isinstance(cls, type) and attrs.has(cls) and cls is not rq.Scope
+    }
     assert classes == set(rq.VERBS.values())
     assert all(rq.CMD_OF[cls] == cmd for cmd, cls in rq.VERBS.items())
 
@@ -588,14 +666,18 @@ def test_every_request_class_is_a_verb() -> None:
 # --- the client's answer check ------------------------------------------------------------------
 def test_v1_answer_gives_its_result_fields() -> None:
     assert check_answer(json.loads(FIXTURES["list.json"])) == {
-        "agents": ["trollshell-choom", "nixos-choom", "stray"]}
+        "agents": ["trollshell-choom", "nixos-choom", "stray"]
+    }
     assert check_answer({"version": 1, "ok": True}) == {}
 
 
 def test_v0_answer_without_version_is_accepted() -> None:
     got = check_answer(json.loads(FIXTURES["agent_status_v0.json"]))
-    assert got == {"agent_statuses": [{"name": "ancient", "running": True,
-                                       "needs_update": False, "needs_login": False}]}
+    assert got == {
+        "agent_statuses": [
+            {"name": "ancient", "running": True, "needs_update": False, "needs_login": False}
+        ]
+    }
     assert check_answer({"version": 0, "ok": True, "x": 1}) == {"x": 1}
 
 
@@ -638,9 +720,11 @@ def test_error_answer_without_a_known_code_is_still_a_wire_error() -> None:
 async def test_client_connection_reads_answers_in_any_chunking() -> None:
     client_end, daemon_end = trio.testing.memory_stream_pair()
     conn = Connection(client_end)  # type: ignore[arg-type]
-    answers = (b'{"version":1,"ok":true,"agents":[]}\n'
-               b'{"version":1,"ok":false,"error":"nope","code":"not_found"}\n'
-               b'{"version":99,"ok":true}\n')
+    answers = (
+        b'{"version":1,"ok":true,"agents":[]}\n'
+        b'{"version":1,"ok":false,"error":"nope","code":"not_found"}\n'
+        b'{"version":99,"ok":true}\n'
+    )
     with trio.fail_after(5):
         await conn.send(rq.Send(to="alice", body="hi"))
         sent = b""
