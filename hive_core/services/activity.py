@@ -17,7 +17,7 @@ Rules kept here:
 from __future__ import annotations
 
 import re
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,6 +30,7 @@ from hive_core.store import turns as sql
 from hive_core.store.db import Store
 from hive_wire import events as ev
 from hive_wire.errors import BadRequest, Limit, TooLarge
+from hive_wire.names import RESERVED
 
 MAX_EVENTS = 64
 PREVIEW = 2048
@@ -58,6 +59,9 @@ FIELDS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     },
     "state": {"state": (str, True)},
 }
+BIG = 2**53  # counts and ids: what a JSON number holds exactly (and SQLite's INTEGER)
+COST_MAX = 1e6  # dollars of one turn
+MAX_SOURCES = 64  # hook sessions remembered at once (the oldest forgotten first)
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
 
 
@@ -71,13 +75,17 @@ def _clean(index: int, raw: Any) -> dict[str, Any]:
         raise BadRequest(f"{where}.kind: expected one of {', '.join(FIELDS)}")
     out: dict[str, Any] = {"kind": kind}
     for name, (types, required) in FIELDS[kind].items():
-        value = raw.get(name)
+        value: Any = raw.get(name)
         if value is None:
             if required:
                 raise BadRequest(f"{where}.{name}: required field missing")
             continue
         if type(value) is bool and types is not bool or not isinstance(value, types):
             raise BadRequest(f"{where}.{name}: wrong type")
+        if name == "duration_ms" and not 0 <= int(value) < BIG:
+            raise BadRequest(f"{where}.duration_ms: expected 0 to {BIG - 1}")
+        if name == "cost_usd" and not 0 <= float(value) < COST_MAX:
+            raise BadRequest(f"{where}.cost_usd: expected 0 to {COST_MAX:g}")
         if isinstance(value, str):
             value = value[: 200 if name in ("tool", "id", "model", "from") else PREVIEW]
         out[name] = value
@@ -86,12 +94,14 @@ def _clean(index: int, raw: Any) -> dict[str, Any]:
             raise BadRequest(f"{where}.result_kind: expected one of {', '.join(RESULT_KINDS)}")
         usage = out["usage"]
         out["usage"] = {k: usage[k] for k in USAGE_KEYS if type(usage.get(k)) is int}
+        if not all(0 <= v < BIG for v in out["usage"].values()):
+            raise BadRequest(f"{where}.usage: token counts are 0 to {BIG - 1}")
     if kind == "state" and out["state"] not in STATES:
         raise BadRequest(f"{where}.state: expected one of {', '.join(sorted(STATES))}")
     for key in ("message_ids",):
         if key in out:
             ids = out[key]
-            if len(ids) > 32 or not all(type(i) is int for i in ids):
+            if len(ids) > 32 or not all(type(i) is int and 0 < i < BIG for i in ids):
                 raise BadRequest(f"{where}.{key}: expected at most 32 integers")
     return out
 
@@ -125,6 +135,7 @@ class Activity:
         self.recorded = recorded  # told of each agent whose turns were recorded (budgets)
         self.recent: dict[str, deque[dict[str, Any]]] = {}
         self._buckets: dict[str, _Bucket] = {}
+        self._sessions: OrderedDict[str, None] = OrderedDict()  # hook sources, oldest first
 
     def source(self, caller: str, source: str | None) -> str:
         """Who the events are from: the agent of the socket, or the hook's label (host)."""
@@ -132,14 +143,24 @@ class Activity:
             return caller
         if source is None or not SOURCE.fullmatch(source):
             raise BadRequest("source: required on the host socket: 1 to 64 of [A-Za-z0-9._-]")
+        if source in RESERVED or self.is_agent(source):
+            raise BadRequest(f"source: {source!r} is an agent's or a reserved name")
+        # Sessions come and go: remember the newest few, and share one rate among them all.
+        self._sessions[source] = None
+        self._sessions.move_to_end(source)
+        while len(self._sessions) > MAX_SOURCES:
+            old, _ = self._sessions.popitem(last=False)
+            self.recent.pop(old, None)
         return source
 
     async def report(self, who: str, raw_events: list[Any]) -> int:
         if len(raw_events) > MAX_EVENTS:
             raise TooLarge(f"events: at most {MAX_EVENTS} per request")
         cleaned = [_clean(i, e) for i, e in enumerate(raw_events)]
-        bucket = self._buckets.get(who) or self._buckets.setdefault(who, _Bucket())
-        if not bucket.take(len(cleaned)):
+        pool = "hook sessions" if who in self._sessions else who
+        bucket = self._buckets.get(pool) or self._buckets.setdefault(pool, _Bucket())
+        # A turn's end is its cost: never refused for the rate (it is one event a turn).
+        if not bucket.take(sum(e["kind"] != "turn_end" for e in cleaned)):
             raise Limit(f"activity: more than {RATE:.0f} events a second; dropped")
         keep = self.recent.get(who) or self.recent.setdefault(who, deque(maxlen=KEEP))
         turns = []

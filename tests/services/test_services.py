@@ -95,3 +95,51 @@ async def test_a_turn_end_becomes_a_turn_row(services: Hive) -> None:
         ).fetchall()
     )
     assert rows == [("alice", 1, 0.25, 110)]
+
+
+async def test_reported_numbers_are_range_checked(services: Hive) -> None:
+    await services.lifecycle.spawn("alice", SLEEPER)
+    end = {"kind": "turn_end", "ok": True, "result_kind": "ok", "duration_ms": 1, "usage": {}}
+    for bad, field in [
+        ({"cost_usd": -1e308}, "cost_usd"),
+        ({"duration_ms": 2**63}, "duration_ms"),
+        ({"usage": {"input_tokens": -5}}, "usage"),
+        ({"message_ids": [2**60]}, "message_ids"),
+    ]:
+        with pytest.raises(BadRequest, match=field):
+            await services.activity.report("alice", [{**end, **bad}])
+    rows = await services.store.run(lambda conn: conn.execute("SELECT * FROM turns").fetchall())
+    assert rows == []  # nothing of a refused request is kept
+
+
+async def test_hook_sources_are_bounded_and_never_an_agent(services: Hive) -> None:
+    await services.lifecycle.spawn("alice", SLEEPER)
+    act = services.activity
+    for bad in ("alice", "manager", "operator"):
+        with pytest.raises(BadRequest, match="reserved"):
+            act.source("operator", bad)
+    for i in range(100):
+        who = act.source("operator", f"claude-{i:08x}")
+        await act.report(who, [{"kind": "state", "state": "idle"}])
+    assert len(act.recent) <= 64 and act.history("claude-00000000") == []
+    assert len(act.history("claude-00000063")) == 1
+
+
+async def test_a_turn_end_is_never_refused_for_the_rate(services: Hive) -> None:
+    await services.lifecycle.spawn("alice", SLEEPER)
+    act = services.activity
+    for _ in range(15):
+        await act.report("alice", [{"kind": "state", "state": "thinking"}] * 64)
+    with pytest.raises(Limit):
+        await act.report("alice", [{"kind": "state", "state": "thinking"}] * 64)
+    end = {
+        "kind": "turn_end",
+        "ok": True,
+        "result_kind": "ok",
+        "duration_ms": 5,
+        "usage": {"input_tokens": 1},
+        "cost_usd": 0.01,
+    }
+    assert await act.report("alice", [end]) == 1
+    rows = await services.store.run(lambda conn: conn.execute("SELECT agent FROM turns").fetchall())
+    assert rows == [("alice",)]

@@ -97,6 +97,7 @@ async def rebuild(hive: Hive, caller: str, req: rq.Rebuild) -> rs.Ok:
 
 async def destroy(hive: Hive, caller: str, req: rq.Destroy) -> rs.Ok:
     await hive.lifecycle.destroy(req.name, req.purge)
+    hive.activity.forget(req.name)  # its activity history goes with it
     return rs.Ok()
 
 
