@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import trio
 
@@ -61,6 +61,7 @@ FIELDS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
 }
 BIG = 2**53  # counts and ids: what a JSON number holds exactly (and SQLite's INTEGER)
 COST_MAX = 1e6  # dollars of one turn
+LIMITS = {"duration_ms": float(BIG), "cost_usd": COST_MAX}  # numbers: 0 <= n < limit
 MAX_SOURCES = 64  # hook sessions remembered at once (the oldest forgotten first)
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
 
@@ -82,10 +83,8 @@ def _clean(index: int, raw: Any) -> dict[str, Any]:
             continue
         if type(value) is bool and types is not bool or not isinstance(value, types):
             raise BadRequest(f"{where}.{name}: wrong type")
-        if name == "duration_ms" and not 0 <= int(value) < BIG:
-            raise BadRequest(f"{where}.duration_ms: expected 0 to {BIG - 1}")
-        if name == "cost_usd" and not 0 <= float(value) < COST_MAX:
-            raise BadRequest(f"{where}.cost_usd: expected 0 to {COST_MAX:g}")
+        if name in LIMITS and not 0 <= cast(float, value) < LIMITS[name]:
+            raise BadRequest(f"{where}.{name}: expected 0 to below {LIMITS[name]:g}")
         if isinstance(value, str):
             value = value[: 200 if name in ("tool", "id", "model", "from") else PREVIEW]
         out[name] = value
