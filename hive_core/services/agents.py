@@ -59,6 +59,7 @@ class Agents:
         # changes: both are read from git once (`forget` after a deploy or a destroy).
         self._main: dict[str, str] = {}
         self._configs: dict[tuple[str, str], dict[str, Any]] = {}
+        self._no_config: set[str] = set()  # no readable agent.toml on main (until `forget`)
         self.store = store
         self.events = events
         self.backend = backend
@@ -99,18 +100,25 @@ class Agents:
 
     async def budget(self, name: str) -> dict[str, float]:
         """`name`'s `[budget]` from `agent.toml` on its applied repo's main (cached as `spec`'s
-        config is); {} when it has none, or no readable `agent.toml`."""
+        config is); {} when it has none, or no readable `agent.toml` (remembered, so a
+        nixos-container agent, which has none, costs no git process a turn)."""
+        if name in self._no_config:
+            return {}
         try:
             if (sha := self._main.get(name)) is None:
                 found = await self.repos.main_config(name)
                 if found is None:
+                    self._no_config.add(name)
                     return {}
                 sha, self._configs[(name, sha)] = found
                 self._main[name] = sha
             config = self._configs.get((name, sha))
             if config is None:
                 config = self._configs[(name, sha)] = await self.repos.config_at(name, sha)
-        except WireError:
+        except (BadRequest, NotFound):  # none, or not a valid one: until the next deploy
+            self._no_config.add(name)
+            return {}
+        except WireError:  # git could not run: try again next time
             return {}
         return dict(config.get("budget", {}))
 
@@ -204,6 +212,7 @@ class Agents:
     def forget(self, name: str) -> None:
         """Drop what is cached of `name`'s applied repo (it was deployed to, or removed)."""
         self._main.pop(name, None)
+        self._no_config.discard(name)
         for key in [k for k in self._configs if k[0] == name]:
             del self._configs[key]
 
