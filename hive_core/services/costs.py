@@ -121,6 +121,7 @@ class Costs:
         self.lifecycle = lifecycle
         self.default = default
         self._wake = trio.Event()
+        self._checking: dict[str, trio.Lock] = {}
         self.rollovers = 0  # stops ended by a rollover (tests wait on it)
 
     # --- reading ----------------------------------------------------------------------------
@@ -224,6 +225,13 @@ class Costs:
             log.warning("budget check failed name=%s error=%s", name, e.message)
 
     async def check(self, name: str) -> None:
+        """Warn at 80 %, stop at 100 %: one check of an agent at a time (two would file two
+        stops)."""
+        lock = self._checking.get(name) or self._checking.setdefault(name, trio.Lock())
+        async with lock:
+            await self._check(name)
+
+    async def _check(self, name: str) -> None:
         limits = await self.limits(name)
         if not limits or not self.agents.is_agent(name):
             return
@@ -299,7 +307,13 @@ class Costs:
         await self.store.run(
             sql.stop_put,
             sql.Stop(
-                name, longest.period.key, longest.period.kind, longest.period.end, row.id, reason
+                name,
+                longest.period.key,
+                longest.period.kind,
+                longest.period.end,
+                row.id,
+                reason,
+                was_paused=self.lifecycle.paused(name),
             ),
         )
         await self.store.run(sql.warn_once, name, longest.period.key)
@@ -349,7 +363,8 @@ class Costs:
         if stop is not None and stop.approval_id == row.id:
             await self.store.run(sql.stop_clear, row.agent, stop.period)
             if self.agents.is_agent(row.agent):
-                await self.lifecycle.set_paused(row.agent, False)
+                if not stop.was_paused:  # the operator's own pause stays
+                    await self.lifecycle.set_paused(row.agent, False)
                 await self.check(row.agent)  # still over (a long turn): a new stop, at once
                 await self.publish_row(row.agent)
         return {}
@@ -399,6 +414,7 @@ class Costs:
         if not self.agents.is_agent(stop.agent):
             return
         log.info("budget period over name=%s period=%s", stop.agent, stop.period)
-        await self.lifecycle.set_paused(stop.agent, False)
+        if not stop.was_paused:  # the operator's own pause stays
+            await self.lifecycle.set_paused(stop.agent, False)
         await self.check(stop.agent)
         await self.publish_row(stop.agent)

@@ -17,7 +17,7 @@ Rules kept here:
 from __future__ import annotations
 
 import sqlite3
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 DAY = 86400
 COUNTERS = (
@@ -74,6 +74,7 @@ class Stop(NamedTuple):
     ends_at: float
     approval_id: int | None
     reason: str
+    was_paused: bool = False  # paused by the operator already: stays paused when the stop ends
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -240,26 +241,30 @@ def warn_once(conn: sqlite3.Connection, agent: str, period: str) -> bool:
 
 def stop_get(conn: sqlite3.Connection, agent: str) -> Stop | None:
     row = conn.execute(
-        "SELECT agent, period, kind, ends_at, approval_id, reason FROM budget_stops "
+        "SELECT agent, period, kind, ends_at, approval_id, reason, was_paused FROM budget_stops "
         "WHERE agent = ?",
         (agent,),
     ).fetchone()
-    return None if row is None else Stop(*row)
+    return None if row is None else _stop(row)
 
 
 def stops(conn: sqlite3.Connection) -> list[Stop]:
     rows = conn.execute(
-        "SELECT agent, period, kind, ends_at, approval_id, reason FROM budget_stops "
+        "SELECT agent, period, kind, ends_at, approval_id, reason, was_paused FROM budget_stops "
         "ORDER BY ends_at, agent"
     ).fetchall()
-    return [Stop(*r) for r in rows]
+    return [_stop(r) for r in rows]
+
+
+def _stop(r: tuple[Any, ...]) -> Stop:
+    return Stop(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]))
 
 
 def stop_put(conn: sqlite3.Connection, stop: Stop) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO budget_stops (agent, period, kind, ends_at, approval_id, "
-        "reason) VALUES (?, ?, ?, ?, ?, ?)",
-        stop,
+        "reason, was_paused) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (*stop[:6], int(stop.was_paused)),
     )
 
 

@@ -247,6 +247,14 @@ def _v6_costs(conn: sqlite3.Connection) -> None:
     costs.rebuild_days(conn)
 
 
+def _v7_budget_stop_keeps_the_operators_pause(conn: sqlite3.Connection) -> None:
+    # Whether the operator had paused the agent already when its budget stopped it: the end of
+    # the stop then leaves it paused.
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(budget_stops)")}
+    if "was_paused" not in columns:
+        conn.execute("ALTER TABLE budget_stops ADD COLUMN was_paused INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_broker_and_agents,
     _v2_queues,
@@ -254,6 +262,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v4_events_and_turns,
     _v5_event_snapshots,
     _v6_costs,
+    _v7_budget_stop_keeps_the_operators_pause,
 ]
 
 LATEST = len(MIGRATIONS)

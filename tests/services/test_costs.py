@@ -449,3 +449,23 @@ def test_the_daemon_config_budget_is_checked(tmp_path: Any) -> None:
     toml.write_text("[budget]\nusd_per_week = 3\n")
     with pytest.raises(ValueError, match="usd_per_week"):
         config.load(str(toml), "/tmp/s", "/tmp/r")
+
+
+@DAY_1
+@pytest.mark.parametrize("operator_paused", [False, True])
+async def test_the_end_of_a_budget_stop_keeps_the_operators_own_pause(
+    hive: Hive, operator_paused: bool
+) -> None:
+    """Approving the raise resumes alice, unless the operator had paused her before her budget
+    ran out: that pause is the operator's, and stays."""
+    host = str(hive.paths.host_socket)
+    await spawn_idle(hive, "alice")
+    if operator_paused:
+        await ok(host, {"cmd": "set_paused", "name": "alice", "paused": True})
+    await turn(hive, "alice", 1.20)
+    (approval,) = [
+        a for a in (await ok(host, {"cmd": "pending"}))["approvals"] if a["status"] == "pending"
+    ]
+    assert (await status_row(hive, "alice"))["paused"] is True
+    await ok(host, {"cmd": "approve", "id": approval["id"]})
+    assert (await status_row(hive, "alice"))["paused"] is operator_paused
