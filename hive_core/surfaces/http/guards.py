@@ -87,6 +87,8 @@ class Guards:
         host = host.lower()
         if host in self.names:
             return True
+        if port == 80 and host in self.hosts:  # browsers leave the default port out
+            host = f"{host}:80"
         name, _, given = host.rpartition(":")
         if not name or not given.isdigit() or port is None or int(given) != port:
             return False

@@ -347,11 +347,10 @@ async def test_history_pages_forward(hive: Hive, web: httpx.AsyncClient) -> None
 
 async def test_history_limit_default_and_cap(hive: Hive, web: httpx.AsyncClient) -> None:
     events = [{"kind": "state", "state": "idle"}] * 64
-    for n in range(90):  # 5,760 events, from several sources (each has its own rate)
-        await ok(
-            str(hive.paths.host_socket),
-            {"cmd": "activity", "source": f"s{n // 10}", "events": events},
-        )
+    names = [f"a{n}" for n in range(6)]
+    await spawn_idle(hive, *names)
+    for n in range(90):  # 5,760 events, from six agents (each has its own rate)
+        await ok(agent_sock(hive, names[n // 15]), {"cmd": "activity", "events": events})
     assert len((await web.get("/dashboard/history")).json()["events"]) == 500
     r = await web.get("/dashboard/history", params={"limit": 100_000})
     assert len(r.json()["events"]) == 5000
@@ -419,3 +418,15 @@ async def test_answers_are_the_same_as_on_the_socket(hive: Hive, web: httpx.Asyn
     ):
         over_http = (await post(web, verb, fields)).json()
         assert over_http == await call(host, {"cmd": verb, **fields}), verb
+
+
+def test_host_guard_knows_browsers_leave_port_80_out() -> None:
+    from hive_core.surfaces.http.guards import Guards
+
+    async def app(scope: Any, receive: Any, send: Any) -> None: ...
+
+    on_80, on_7777 = Guards(app, "127.0.0.1"), Guards(app, "127.0.0.1")
+    assert on_80.host_allowed("localhost", 80) and on_80.host_allowed("127.0.0.1:80", 80)
+    assert not on_7777.host_allowed("localhost", 7777)  # the port must be given there
+    assert not on_80.host_allowed("evil.example", 80)
+    assert not on_80.host_allowed("localhost:7777", 80)
