@@ -24,7 +24,7 @@ from hive_core.app import Hive
 from hive_core.services.events import EventChannel
 from hive_core.surfaces.http import sse
 from hive_wire.blocking import call_sync
-from tests.helpers import Daemon, ok, send, spawn_idle
+from tests.helpers import Daemon, agent_sock, ok, send, spawn_idle
 
 
 @pytest.fixture
@@ -168,12 +168,15 @@ async def test_a_frozen_reader_lags_and_slows_nobody(hive: Hive) -> None:
     hive.events.buffer = 200  # what one subscription holds (read when it subscribes)
     host = str(hive.paths.host_socket)
     wide = [{"kind": "text", "preview": "\N{HONEYBEE}" * 600}] * 64
+    names = [f"a{n}" for n in range(10)]
+    await spawn_idle(hive, *names)
     async with Stream.open(port(hive)) as stream:
         await stream.next()  # subscribed
         start = hive.events.seq
         with trio.fail_after(60):  # nobody reads `stream` meanwhile
             for n in range(150):  # 9,600 events of ~2 KiB: far more than TCP buffers hold
-                await ok(host, {"cmd": "activity", "source": f"s{n // 15}", "events": wide})
+                sock = agent_sock(hive, names[n // 15])  # ten agents, each within its rate
+                await ok(sock, {"cmd": "activity", "events": wide})
         marker = await send(host, "operator", "after the flood")
         events = await stream.until(sent(marker))
     lagged = [e for e in events if e["kind"] == "lagged"]
