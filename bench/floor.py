@@ -3,6 +3,7 @@
 this machine: the floor under the 1-agent row of bench/broker.py (docs/performance.md).
 
     .venv/bin/python bench/floor.py [--seconds 1] [--rounds 8] [--pairs 16] [--pair-rounds 6]
+        [--skip-one] [--against DIR]
 
 Three servers, each a child process on a unix socket, each doing for every request line exactly
 the durable work of the broker (the statements and schema of bench/broker.py's baseline: insert;
@@ -74,7 +75,9 @@ def _handler(path: Path, group: bool = False):
         req = json.loads(line)
         if req["cmd"] == "send":
             conn["me"] = req["to"]
-            out = {"id": commit(B.SQL_INSERT, (req["to"], "me", req["body"], None, time.time()))[0][0]}
+            out = {
+                "id": commit(B.SQL_INSERT, (req["to"], "me", req["body"], None, time.time()))[0][0]
+            }
         elif req["cmd"] == "recv":
             out = {"messages": [list(r) for r in commit(pop, (time.time(), conn["me"], 1))]}
         else:
@@ -236,21 +239,33 @@ def pairs_slice(connect, names: list[str], server_pid: int, seconds: float) -> t
     return 3 * done, cpu
 
 
-def pair_phase(args: argparse.Namespace, daemon, tmp: Path, pids: dict[str, int],
-               names: list[str]) -> None:
+def pair_phase(
+    args: argparse.Namespace,
+    daemon,
+    tmp: Path,
+    pids: dict[str, int],
+    names: list[str],
+    against=None,
+) -> None:
     """The CPU phase: slices of each server in turn (order rotated per round); requests per
-    server CPU-second, and the daemon's against each minimal server's."""
-    connect = {"trio": lambda _name: Raw(str(tmp / "trio.sock")),
-               "group": lambda _name: Raw(str(tmp / "group.sock")),
-               "daemon": lambda name: BlockingConnection(daemon.socket(name), timeout=30)}
+    server CPU-second, and the daemon's against each minimal server's (and, with `against`,
+    a daemon of another checkout: a same-run A/B)."""
+    connect = {
+        "trio": lambda _name: Raw(str(tmp / "trio.sock")),
+        "group": lambda _name: Raw(str(tmp / "group.sock")),
+        "daemon": lambda name: BlockingConnection(daemon.socket(name), timeout=30),
+    }
     pid = {**pids, "daemon": daemon.proc.pid}
+    if against is not None:
+        connect["against"] = lambda name: BlockingConnection(against.socket(name), timeout=30)
+        pid["against"] = against.proc.pid
     order = list(connect)
     reqs = dict.fromkeys(connect, 0.0)
     cpu = dict.fromkeys(connect, 0.0)
     ratios: dict[str, list[float]] = {"trio": [], "group": []}
     for r in range(args.pair_rounds):
         per = {}
-        for name in order[r % 3:] + order[:r % 3]:
+        for name in order[r % len(order) :] + order[: r % len(order)]:
             n, c = pairs_slice(connect[name], names, pid[name], args.pair_seconds)
             reqs[name] += n
             cpu[name] += c
@@ -258,18 +273,35 @@ def pair_phase(args: argparse.Namespace, daemon, tmp: Path, pids: dict[str, int]
         for floor in ratios:
             ratios[floor].append(per["daemon"] / per[floor])
     wall = args.pair_rounds * args.pair_seconds
-    label = {"trio": "trio server, a commit per request", "daemon": "hive-core daemon",
-             "group": "trio server, group commit"}
+    label = {
+        "trio": "trio server, a commit per request",
+        "daemon": "hive-core daemon",
+        "group": "trio server, group commit",
+        "against": f"daemon of {args.against}",
+    }
     for name in connect:
-        print(f"{args.pairs} pairs, {label[name]:>34}: {reqs[name] / wall:6.0f} requests/s, "
-              f"{100 * cpu[name] / wall:3.0f}% of a core, "
-              f"{reqs[name] / cpu[name]:6.0f} requests per CPU-second "
-              f"({1e6 * cpu[name] / reqs[name]:.0f} us a request)", flush=True)
+        print(
+            f"{args.pairs} pairs, {label[name]:>34}: {reqs[name] / wall:6.0f} requests/s, "
+            f"{100 * cpu[name] / wall:3.0f}% of a core, "
+            f"{reqs[name] / cpu[name]:6.0f} requests per CPU-second "
+            f"({1e6 * cpu[name] / reqs[name]:.0f} us a request)",
+            flush=True,
+        )
     for floor, rs in ratios.items():
         ratio = (reqs["daemon"] / cpu["daemon"]) / (reqs[floor] / cpu[floor])
-        print(f"{args.pairs} pairs: daemon / {label[floor]}, requests per CPU-second = "
-              f"{ratio:.2f}x (target >= 0.5x: {mark(ratio >= 0.5)}; rounds "
-              f"{min(rs):.2f}x..{max(rs):.2f}x, median {statistics.median(rs):.2f}x)", flush=True)
+        print(
+            f"{args.pairs} pairs: daemon / {label[floor]}, requests per CPU-second = "
+            f"{ratio:.2f}x (target >= 0.5x: {mark(ratio >= 0.5)}; rounds "
+            f"{min(rs):.2f}x..{max(rs):.2f}x, median {statistics.median(rs):.2f}x)",
+            flush=True,
+        )
+    if against is not None:
+        ratio = (reqs["daemon"] / cpu["daemon"]) / (reqs["against"] / cpu["against"])
+        print(
+            f"{args.pairs} pairs: this daemon / the daemon of {args.against}, requests per "
+            f"CPU-second = {ratio:.2f}x",
+            flush=True,
+        )
 
 
 def main() -> int:
@@ -280,14 +312,24 @@ def main() -> int:
     ap.add_argument("--pair-seconds", type=float, default=2.0, help="length of a CPU slice")
     ap.add_argument("--pair-rounds", type=int, default=6, help="slices of each in the CPU phase")
     ap.add_argument("--skip-one", action="store_true", help="only the CPU phase")
+    ap.add_argument(
+        "--against",
+        metavar="DIR",
+        help="the CPU phase also runs the daemon of "
+        "another checkout (PYTHONPATH=DIR), e.g. `git archive REV | tar -x -C DIR`",
+    )
     args = ap.parse_args()
     header("floor.py")
     tmp = Path(tempfile.mkdtemp(prefix="hf", dir="/tmp"))
     children = []
     daemon = B.Daemon(tmp / "d")
+    other = B.Daemon(tmp / "o") if args.against else None
     try:
-        for name, fn in (("blocking", serve_blocking), ("trio", serve_trio),
-                         ("group", serve_trio_group)):
+        for name, fn in (
+            ("blocking", serve_blocking),
+            ("trio", serve_trio),
+            ("group", serve_trio_group),
+        ):
             pid = os.fork()
             if pid == 0:  # the child serves until it is killed
                 try:
@@ -299,12 +341,26 @@ def main() -> int:
         daemon.start()
         names = [f"p{i:02d}" for i in range(args.pairs)]
         trio.run(B.spawn, daemon, ["me", *names])
+        if other is not None:
+            other.base.mkdir()
+            env = dict(os.environ)
+            os.environ["PYTHONPATH"] = str(Path(args.against).resolve())
+            try:
+                other.start()
+            finally:
+                os.environ.clear()
+                os.environ.update(env)
+            trio.run(B.spawn, other, names)
         if args.pairs:
-            pair_phase(args, daemon, tmp, {"trio": children[1], "group": children[2]}, names)
+            pids = {"trio": children[1], "group": children[2]}
+            pair_phase(args, daemon, tmp, pids, names, other)
         if args.skip_one:
             return 0
-        clients = {"blocking": Raw(str(tmp / "blocking.sock")), "trio": Raw(str(tmp / "trio.sock")),
-                   "daemon": BlockingConnection(daemon.socket("me"), timeout=30)}
+        clients = {
+            "blocking": Raw(str(tmp / "blocking.sock")),
+            "trio": Raw(str(tmp / "trio.sock")),
+            "daemon": BlockingConnection(daemon.socket("me"), timeout=30),
+        }
         base = B.Baseline(tmp / "baseline.db", "pinned")
         for client in clients.values():
             cycles(client, 0.2)  # warm-up
@@ -315,8 +371,10 @@ def main() -> int:
                 sums[name] += cycles(client, args.seconds)
         print(f"plain sqlite3 baseline: {sums['baseline'] / args.rounds:6.0f} cycles/s")
         for name in clients:
-            print(f"{name:>8} server, 1 agent: {sums[name] / args.rounds:6.0f} cycles/s = "
-                  f"{sums[name] / sums['baseline']:.2f}x baseline")
+            print(
+                f"{name:>8} server, 1 agent: {sums[name] / args.rounds:6.0f} cycles/s = "
+                f"{sums[name] / sums['baseline']:.2f}x baseline"
+            )
         base.close()
         return 0
     finally:
@@ -324,6 +382,8 @@ def main() -> int:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         daemon.stop()
+        if other is not None:
+            other.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
