@@ -17,9 +17,11 @@ from .conftest import Hive, agent_row, node, shot
 
 def test_an_agent_spawned_on_the_host_socket_appears_and_leaves(hive: Hive, page: Page) -> None:
     expect(node(page, "hive")).to_have_count(1)
+    expect(page.locator("#agents-empty")).to_contain_text("hive-core spawn NAME")
     shot(page, "dashboard-empty.png", full_page=True)
     hive.spawn("alice", "bob")
     expect(agent_row(page, "alice")).to_have_attribute("data-state", "running")
+    expect(page.locator("#agents-empty")).to_be_hidden()
     expect(agent_row(page, "bob")).to_be_visible()
     expect(node(page, "alice")).to_have_count(1)
     expect(node(page, "bob")).to_have_attribute("data-state", "running")

@@ -107,6 +107,7 @@ function renderAgents() {
   }
   const running = [...state.agents.values()].filter((r) => r.running).length;
   $("agents-count").textContent = `${running}/${state.agents.size} running`;
+  $("agents-empty").hidden = state.agents.size > 0;
 }
 
 function renderDead() {
