@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import re
 import signal
 import socket
@@ -156,19 +157,39 @@ def test_events_json_and_ctrl_c_on_follow(env: dict[str, str]) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    try:
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
         assert follower.stdout is not None
-        ok("send", "bob", "wake the follower", env=env)
-        line = follower.stdout.readline()  # it is subscribed once it prints anything
-        while json.loads(line)["kind"] != "sent":
-            ok("send", "bob", "again", env=env)
-            line = follower.stdout.readline()
+        for line in follower.stdout:
+            lines.put(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    err = ""
+    try:
+        # Its subscription starts once it has connected: send until it reports a `sent`.
+        for attempt in range(100):
+            ok("send", "bob", f"wake the follower {attempt}", env=env)
+            try:
+                if json.loads(lines.get(timeout=1))["kind"] == "sent":
+                    break
+            except queue.Empty:
+                continue
+        else:
+            raise AssertionError("events --follow printed no `sent` event")
         follower.send_signal(signal.SIGINT)
-        _, err = follower.communicate(timeout=30)
+        follower.wait(timeout=30)
+        assert follower.stderr is not None
+        err = follower.stderr.read()
     finally:
         if follower.poll() is None:
             follower.kill()
             follower.wait()
+        reader.join(timeout=30)  # at the end of its output
+        for pipe in (follower.stdout, follower.stderr):
+            if pipe is not None:
+                pipe.close()
     assert follower.returncode == 130, (follower.returncode, err)
     assert err == "", err
 
