@@ -26,6 +26,9 @@
             orjson
             click
             sqlite-utils
+            hypercorn
+            starlette
+            mcp
           ];
           # The test suite starts daemons, agents and sockets; it runs in CI (.ci/run), not in
           # the build sandbox. Importing both packages is checked here.

@@ -159,7 +159,8 @@ in
         assertion = clashingKeys == [ ];
         message = "services.hive-core.settings: set "
           + lib.concatStringsSep ", " clashingKeys
-          + " through services.hive-core.{backend,adminGroup,stateDir,runDir} instead";
+          + " through services.hive-core.{backend,adminGroup,stateDir,runDir,dashboard.listen}"
+          + " instead";
       }
       {
         assertion = lib.hasPrefix "/" cfg.stateDir && lib.hasPrefix "/" cfg.runDir;

@@ -364,7 +364,7 @@ let
   systems = [ "x86_64-linux" "aarch64-linux" ];
   python3Packages = {
     buildPythonApplication = a: a // { type = "derivation"; outPath = "@STORE@hive-core"; };
-  } // lib.genAttrs [ "setuptools" "trio" "attrs" "cattrs" "orjson" "click" "sqlite-utils" ] drv;
+  } // lib.genAttrs [ "setuptools" "trio" "attrs" "cattrs" "orjson" "click" "sqlite-utils" "hypercorn" "starlette" "mcp" ] drv;
   nixpkgs = {
     inherit lib;
     legacyPackages = lib.genAttrs systems (system: { inherit python3Packages; });
@@ -568,6 +568,7 @@ def test_module_process_backend_and_other_dirs(nix_instantiate: str, tmp_path: P
         "admin_group": "ops",
         "restart_on_crash": True,
         "urls": {"domain": "hive.example.org"},
+        "dashboard_listen": "127.0.0.1:7777",  # the `dashboard.listen` option's default
     }
     service = m["service"]
     assert service["path"] == ["git-minimal"]
@@ -586,11 +587,9 @@ def test_module_process_backend_and_other_dirs(nix_instantiate: str, tmp_path: P
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (
-            {"settings": {"dashboard_listen": "x", "bogus": 1}},
-            "unknown keys bogus, dashboard_listen",
-        ),
+        ({"settings": {"zzz": "x", "bogus": 1}}, "unknown keys bogus, zzz"),
         ({"settings": {"backend": "process"}}, "set backend through"),
+        ({"settings": {"dashboard_listen": "0.0.0.0:80"}}, "set dashboard_listen through"),
         ({"runDir": "/run/" + "r" * 40}, "too long"),
         ({"stateDir": "var/lib/h"}, "absolute"),
         ({"enableContainers": False}, "boot.enableContainers"),
