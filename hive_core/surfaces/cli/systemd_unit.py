@@ -63,12 +63,15 @@ def _runnable(executable: str, what: str = "the executable") -> str:
     return executable
 
 
-def default_executable() -> str:
-    """The `hive-core` script of the running installation (venv first, then `$PATH`)."""
+def default_executable(check: bool = True) -> str:
+    """The `hive-core` script of the running installation (venv first, then `$PATH`); with
+    `check`, refused when the service could not run it (tests of the unit's text pass False:
+    a checkout may live anywhere)."""
     import hive_core
 
     # An editable install (`pip install -e`) runs the checkout's code: it must be visible too.
-    _runnable(str(Path(hive_core.__file__).parent), "this installation's hive_core package")
+    if check:
+        _runnable(str(Path(hive_core.__file__).parent), "this installation's hive_core package")
     beside = Path(sys.executable).parent / "hive-core"
     if beside.is_file():
         return str(beside)
@@ -123,12 +126,16 @@ def render(
     group: str = DEFAULT_GROUP,
     watchdog_sec: int = 30,
     dashboard: str | None = None,
+    check: bool = True,
 ) -> str:
-    """The unit file text (`hive-core.service`) for `executable serve ...`.
+    """The unit file text (`hive-core.service`) for `executable serve ...`; with `check`, an
+    executable the unit's sandbox would hide is refused.
 
     `group` is the admin group the host socket is given to. The daemon reads it from its config
     file only (`admin_group`, default `hive-admin`), so another group needs `config`."""
-    _runnable(_absolute("executable", executable))
+    _absolute("executable", executable)
+    if check:
+        _runnable(executable)
     _sandboxed_dir("state dir", state_dir)
     _sandboxed_dir("run dir", run_dir)
     if config is not None:
