@@ -241,8 +241,7 @@ def test_history_and_seq_survive_a_restart(dirs: Path) -> None:
             replay = web.get("/dashboard/state_at", params={"seq": spawned}).json()
     finally:
         if d.proc is not None and d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+            d.stop()  # SIGTERM: the daemon stops alice too (a kill would leave her running)
     old = before["events"]
     assert after["events"][: len(old)] == old  # what the first daemon published, as it was
     new = after["events"][len(old) :]
