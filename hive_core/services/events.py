@@ -236,10 +236,14 @@ class EventChannel:
                 self._logged_drops = self.dropped
             batch = list(islice(self._unwritten, BATCH))
             rows = [(e["seq"], t, e["kind"], self.encode(e)) for e, t in batch]
+            # The replay fold moves on only with a written batch: a failed write is retried
+            # from the same fold (folding twice would count a batch's changes twice).
+            saved = (dict(self._fold), self._fold_changes, self._baseline)
             snapshots = self._fold_batch(batch)
             try:
                 await self._store.run(_write, rows, snapshots)
             except Exception as e:  # the database is full or gone: keep them, try later
+                self._fold, self._fold_changes, self._baseline = saved
                 log.error("event history: cannot write %d events: %s", len(rows), e)
                 return
             if batch:

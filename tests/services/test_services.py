@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from hive_core.app import Hive
@@ -143,3 +145,29 @@ async def test_a_turn_end_is_never_refused_for_the_rate(services: Hive) -> None:
     assert await act.report("alice", [end]) == 1
     rows = await services.store.run(lambda conn: conn.execute("SELECT agent FROM turns").fetchall())
     assert rows == [("alice",)]
+
+
+async def test_a_failed_event_write_is_retried_from_the_same_replay_fold(services: Hive) -> None:
+    """The history's writer folds state events into the replay snapshots only with a batch that
+    was written: a write that fails (here the table is away) is retried from the same fold, so a
+    batch is never counted twice (600 changes, then 600 again, would pass the 1,000 of a
+    snapshot)."""
+    from hive_wire import events as ev
+    from hive_wire.responses import AgentStatusRow
+
+    channel = services.events
+    await channel.open(services.store)
+    row = AgentStatusRow(name="a", running=True, failed=False, needs_update=False,
+                         needs_login=False, pending_reminders=0, paused=False)  # fmt: skip
+    for _ in range(600):
+        channel.publish(ev.ContainerStateChanged(agent="a", row=row))
+    await services.store.run(lambda c: c.execute("ALTER TABLE events RENAME TO events_away"))
+    await channel.flush()  # fails: nothing written, the events kept
+    await services.store.run(lambda c: c.execute("ALTER TABLE events_away RENAME TO events"))
+    await channel.flush()
+
+    def counts(conn: Any) -> tuple[int, int]:
+        events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        return events, conn.execute("SELECT count(*) FROM event_snapshots").fetchone()[0]
+
+    assert await services.store.run(counts) == (600, 0)
