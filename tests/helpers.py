@@ -78,8 +78,17 @@ SLEEPER = [sys.executable, "-c", "import time; time.sleep(3600)"]
 
 # --- the daemon as a subprocess ------------------------------------------------------------
 class Daemon:
-    def __init__(self, base: Path, extra_env: dict[str, str] | None = None) -> None:
+    """`hive-core serve` as a subprocess: `python -m hive_core` by default, or `command` (the
+    installed console script, as a user runs it)."""
+
+    def __init__(
+        self,
+        base: Path,
+        extra_env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+    ) -> None:
         self.base = base
+        self.command = command or [sys.executable, "-m", "hive_core"]
         self.env = {**os.environ, **(extra_env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = base / "daemon.log"
@@ -106,9 +115,7 @@ class Daemon:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-m",
-                    "hive_core",
+                    *self.command,
                     "serve",
                     "--state-dir",
                     str(self.base / "state"),

@@ -132,15 +132,7 @@ class Costs:
         limits = await self.limits(name) if self.agents.is_agent(name) else {}
         if not limits:
             return None
-        today = state["today"].get(name, sql.Sums())
-        month = state["month"].get(name, sql.Sums())
-        checks = budget.checks(
-            limits,
-            state["raises"].get(name, {}),
-            budget.Spent(today.cost_usd, today.tokens),
-            budget.Spent(month.cost_usd, month.tokens),
-            at,
-        )
+        today, month, checks = _checks(name, limits, state, at)
         stopped = name in state["stops"] and self.lifecycle.paused(name)
         return budget.shown(
             checks,
@@ -237,15 +229,7 @@ class Costs:
             return
         at = now()
         state = await self.store.run(_state, at, name)
-        today = state["today"].get(name, sql.Sums())
-        month = state["month"].get(name, sql.Sums())
-        checks = budget.checks(
-            limits,
-            state["raises"].get(name, {}),
-            budget.Spent(today.cost_usd, today.tokens),
-            budget.Spent(month.cost_usd, month.tokens),
-            at,
-        )
+        today, month, checks = _checks(name, limits, state, at)
         over = [c for c in checks if c.fraction >= 1]
         if over:
             if name not in state["stops"]:
@@ -418,3 +402,19 @@ class Costs:
             await self.lifecycle.set_paused(stop.agent, False)
         await self.check(stop.agent)
         await self.publish_row(stop.agent)
+
+
+def _checks(
+    name: str, limits: dict[str, float], state: dict[str, Any], at: float
+) -> tuple[sql.Sums, sql.Sums, list[budget.Check]]:
+    """`name`'s spending today and this month (from a `_state` read), and its budget checks."""
+    today = state["today"].get(name, sql.Sums())
+    month = state["month"].get(name, sql.Sums())
+    checks = budget.checks(
+        limits,
+        state["raises"].get(name, {}),
+        budget.Spent(today.cost_usd, today.tokens),
+        budget.Spent(month.cost_usd, month.tokens),
+        at,
+    )
+    return today, month, checks

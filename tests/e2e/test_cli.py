@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -119,34 +120,6 @@ def is_socket(path: str | Path) -> bool:
         return False
 
 
-class CliDaemon(Daemon):
-    """The daemon started exactly as a user does: the installed `hive-core serve`."""
-
-    def start(self, timeout: float = TIMEOUT) -> None:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    HIVE_CORE,
-                    "serve",
-                    "--state-dir",
-                    str(self.base / "state"),
-                    "--run-dir",
-                    str(self.base / "run"),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-            )
-        proc = self.proc
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"daemon exited: {self.log.read_text()}")
-            return answers(self.host, {"cmd": "list"})
-
-        wait_for(ready, "the host socket to answer", timeout)
-
-
 @pytest.fixture
 def running(daemon: Daemon) -> Iterator[Daemon]:
     """The conftest daemon, started; every agent process it leaves behind is killed after."""
@@ -203,7 +176,7 @@ def test_blocking_connection_after_a_timeout_and_an_early_answer(running: Daemon
 
 
 def test_first_five_minutes(dirs: Path) -> None:
-    d = CliDaemon(dirs)
+    d = Daemon(dirs, command=[HIVE_CORE])  # the installed script, as a user starts it
     d.env = client_env()
     d.start()
     try:
@@ -517,48 +490,65 @@ def test_events_prints_json_lines(running: Daemon, env: dict[str, str]) -> None:
     assert sent[-1]["from"] == "operator" and sent[-1]["preview"] == "ping"
 
 
-def test_events_follow_sees_new_events(running: Daemon, env: dict[str, str]) -> None:
-    ok("spawn", "bob", "--", *SLEEPER, env=env)
-    follower = subprocess.Popen(
-        [HIVE_CORE, "events", "--follow"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
+class Follower:
+    """`hive-core events --follow` as a subprocess, its lines read by a thread."""
 
-    def read() -> None:
-        assert follower.stdout is not None
-        for line in follower.stdout:
-            lines.put(line)
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [HIVE_CORE, "events", "--follow"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        # Send until the follower (its subscription starts when it has connected) reports one.
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def until_sent(self, env: dict[str, str], to: str) -> dict[str, Any]:
+        """Send to `to` until the follower prints one of those `sent` events (its subscription
+        starts once it has connected, which no output tells before then)."""
         deadline = time.monotonic() + TIMEOUT
         bodies: set[str] = set()
         while True:
-            assert time.monotonic() < deadline, "events --follow printed nothing"
-            assert follower.poll() is None, follower.stderr.read() if follower.stderr else ""
+            assert time.monotonic() < deadline, "events --follow printed no `sent` event"
+            assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
             body = f"live-{len(bodies)}"
-            ok("send", "bob", body, env=env)
+            ok("send", to, body, env=env)
             bodies.add(body)
             try:
-                event = json.loads(lines.get(timeout=1.0))
+                event: dict[str, Any] = json.loads(self.lines.get(timeout=1.0))
             except queue.Empty:
                 continue
             assert {"seq", "kind", "at"} <= set(event)
             if event["kind"] == "sent" and event["preview"] in bodies:
-                break
-    finally:
-        follower.terminate()
-        follower.wait(timeout=TIMEOUT)
-        reader.join(timeout=TIMEOUT)
-        for pipe in (follower.stdout, follower.stderr):
+                return event
+
+    def close(self) -> str:
+        """Stop it (if it still runs) and read its stderr."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(timeout=TIMEOUT)
+        self.reader.join(timeout=TIMEOUT)
+        err = self.proc.stderr.read() if self.proc.stderr else ""
+        for pipe in (self.proc.stdout, self.proc.stderr):
             if pipe is not None:
                 pipe.close()
+        return err
+
+
+def test_events_follow_sees_new_events(running: Daemon, env: dict[str, str]) -> None:
+    ok("spawn", "bob", "--", *SLEEPER, env=env)
+    follower = Follower(env)
+    try:
+        assert follower.until_sent(env, "bob")["to"] == "bob"
+    finally:
+        follower.close()
 
 
 def test_a_manager_left_by_kill9_is_reaped_on_restart(daemon: Daemon, dirs: Path) -> None:

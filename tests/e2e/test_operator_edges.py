@@ -11,12 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import re
 import signal
 import socket
 import sqlite3
-import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from hive_core.app import Hive
 from hive_core.surfaces.cli.systemd_unit import render
 from hive_wire.blocking import call_sync
 from hive_wire.client import Connection
-from tests.e2e.test_cli import HIVE_CORE, REPO, cli, client_env, env, ok, running  # noqa: F401 - fixtures
+from tests.e2e.test_cli import HIVE_CORE, REPO, Follower, cli, client_env, env, ok, running  # noqa: F401 - fixtures
 from tests.helpers import SLEEPER, Daemon, agent_sock, call, make_config, spawn_idle
 
 SH_EXIT_3 = ["sh", "-c", "exit 3"]
@@ -150,47 +148,14 @@ def test_json_errors_are_an_envelope_on_stdout(env: dict[str, str], tmp_path: Pa
 def test_events_json_and_ctrl_c_on_follow(env: dict[str, str]) -> None:
     ok("spawn", "bob", "--", *SLEEPER, env=env)
     assert all(json.loads(line)["seq"] for line in ok("events", "--json", env=env).splitlines())
-    follower = subprocess.Popen(
-        [HIVE_CORE, "events", "--follow"],
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        assert follower.stdout is not None
-        for line in follower.stdout:
-            lines.put(line)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    err = ""
+    follower = Follower(env)
     try:
-        # Its subscription starts once it has connected: send until it reports a `sent`.
-        for attempt in range(100):
-            ok("send", "bob", f"wake the follower {attempt}", env=env)
-            try:
-                if json.loads(lines.get(timeout=1))["kind"] == "sent":
-                    break
-            except queue.Empty:
-                continue
-        else:
-            raise AssertionError("events --follow printed no `sent` event")
-        follower.send_signal(signal.SIGINT)
-        follower.wait(timeout=30)
-        assert follower.stderr is not None
-        err = follower.stderr.read()
+        follower.until_sent(env, "bob")
+        follower.proc.send_signal(signal.SIGINT)
+        follower.proc.wait(timeout=30)
     finally:
-        if follower.poll() is None:
-            follower.kill()
-            follower.wait()
-        reader.join(timeout=30)  # at the end of its output
-        for pipe in (follower.stdout, follower.stderr):
-            if pipe is not None:
-                pipe.close()
-    assert follower.returncode == 130, (follower.returncode, err)
+        err = follower.close()
+    assert follower.proc.returncode == 130, (follower.proc.returncode, err)
     assert err == "", err
 
 

@@ -20,25 +20,14 @@ from hive_core.surfaces.sockets import TABLES
 from hive_wire.client import Connection
 from hive_wire.errors import CODES
 from tests.helpers import agent_sock, call, spawn_idle
-from tests.surfaces.sockets.test_wire import HYPERHIVE_REQUESTS
+from tests.surfaces.sockets.test_wire import FIXTURES, HYPERHIVE_REQUESTS
 
 TIMEOUT = 20
 
-LIST_JSON = b'{"version":1,"ok":true,"agents":["trollshell-choom","nixos-choom","stray"]}'
-ERROR_JSON = b'{"version":1,"ok":false,"error":"agent \\"ghost\\" is not managed by this hive"}'
-AGENT_STATUS_GROUPED_JSON = (
-    b'{"version":1,"ok":true,"agent_statuses":[{"name":"trollshell-choom","running":true,'
-    b'"failed":false,"needs_update":false,"needs_login":false,"deployed_sha":"1bfaf24abcde",'
-    b'"pending_reminders":0,"paused":false,"active_model":"claude-opus-4-6",'
-    b'"status_text":"reviewing PR #947","status_set_at":"2026-09-07T12:34:56Z",'
-    b'"url":"https://hive.local/agent/trollshell-choom/"},{"name":"nixos-choom",'
-    b'"running":true,"failed":false,"needs_update":true,"needs_login":false,'
-    b'"deployed_sha":"cafebabe0001","pending_reminders":0,"paused":true,'
-    b'"parent":"trollshell-choom","active_model":"claude-sonnet-4-6",'
-    b'"url":"https://hive.local/agent/nixos-choom/"},{"name":"stray","running":false,'
-    b'"failed":false,"needs_update":false,"needs_login":false,"pending_reminders":0,'
-    b'"paused":false,"url":"https://hive.local/agent/stray/"}]}'
-)
+# hyperhive's answers, byte for byte: one copy, in test_wire.
+LIST_JSON = FIXTURES["list.json"]
+ERROR_JSON = FIXTURES["error.json"]
+AGENT_STATUS_GROUPED_JSON = FIXTURES["agent_status_grouped.json"]
 
 
 RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
