@@ -5,7 +5,9 @@ Rules kept here:
   and come back, flagged `redelivered`, on `requeue_inflight`, lease expiry or a crash;
 - FIFO per recipient by id; requeued rows keep their id, so they come first;
 - every SQL statement lives in `store.messages`; the jobs here compose them in one transaction;
-- a long-polling `recv` parks on its recipient's parking lot and is woken by the send's commit;
+- a long-polling `recv` parks as a waiter of its recipient; a send to one recipient with a
+  waiter parked *claims* it and pops for it in the send's own transaction (one commit from a
+  send to the waiter's answer, not two); any other change wakes the waiters, which pop again;
   a per-recipient counter closes the gap between "inbox was empty" and "started waiting";
 - after `max_deliveries` deliveries without an ack a row is dead: set aside, the manager told;
 - every change is published on the event channel (`sent`, `delivered`, `acked`, `requeued`,
@@ -67,6 +69,37 @@ def _requeue_job(
 
 
 @light
+def _insert_and_pop(
+    conn: sqlite3.Connection,
+    recipient: str,
+    sender: str,
+    body: str,
+    at: float,
+    in_reply_to: int | None,
+    limit: int,
+) -> tuple[list[int], list[sql.Row]]:
+    """A send handed straight to a waiting long-poll: the insert and the waiter's pop (oldest
+    first, so anything queued before still comes first) in one transaction."""
+    ids = sql.insert(conn, [recipient], sender, body, at, in_reply_to)
+    return ids, sql.pop(conn, recipient, limit, at)
+
+
+class _Waiter:
+    """A parked long-poll. A send may claim it: it then pops for the waiter in its own
+    transaction and hands over the rows (`settled` set once the outcome is known, rows or
+    none)."""
+
+    __slots__ = ("limit", "woken", "settled", "rows", "at")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.woken = trio.Event()
+        self.settled: trio.Event | None = None  # set by a claim
+        self.rows: list[sql.Row] = []
+        self.at = 0.0
+
+
+@light
 def _ack_job(conn: sqlite3.Connection, who: str, ids: list[int] | None, at: float) -> list[int]:
     acked = sql.ack(conn, who, ids, at)
     agents_sql.touch_turn(conn, who, at)
@@ -93,14 +126,50 @@ class Broker:
         self.lease_timeout = lease_timeout
         self.max_deliveries = max_deliveries
         self._versions: dict[str, int] = {}
-        self._lots: dict[str, trio.lowlevel.ParkingLot] = {}
+        self._waiters: dict[str, list[_Waiter]] = {}
 
     # --- wake-ups -------------------------------------------------------------------------
     def _wake(self, recipient: str) -> None:
         self._versions[recipient] = self._versions.get(recipient, 0) + 1
-        lot = self._lots.get(recipient)
-        if lot is not None:
-            lot.unpark_all()
+        for waiter in self._waiters.get(recipient, ()):
+            waiter.woken.set()
+
+    def _claim(self, recipient: str) -> _Waiter | None:
+        """The oldest waiter of `recipient` no send has claimed yet, now claimed."""
+        for waiter in self._waiters.get(recipient, ()):
+            if waiter.settled is None:
+                waiter.settled = trio.Event()
+                return waiter
+        return None
+
+    async def _park(self, who: str, limit: int, deadline: float) -> tuple[list[sql.Row], float]:
+        """Wait as a waiter of `who` until woken or the deadline; the rows a send popped for
+        it, if one claimed it. A claimed waiter waits for the claim's commit whatever happens:
+        if it is cancelled meanwhile (the client hung up), the rows go back to the inbox."""
+        waiter = _Waiter(limit)
+        waiting = self._waiters.setdefault(who, [])
+        waiting.append(waiter)
+        try:
+            with trio.move_on_at(deadline):
+                await waiter.woken.wait()
+        except BaseException:
+            self._leave(who, waiting, waiter)
+            if waiter.settled is not None:
+                with trio.CancelScope(shield=True):
+                    await waiter.settled.wait()
+                if waiter.rows:
+                    await self.unpop(who, waiter.rows, waiter.at)
+            raise
+        self._leave(who, waiting, waiter)
+        if waiter.settled is not None:
+            with trio.CancelScope(shield=True):  # the claim's job cannot be dropped either
+                await waiter.settled.wait()
+        return waiter.rows, waiter.at
+
+    def _leave(self, who: str, waiting: list[_Waiter], waiter: _Waiter) -> None:
+        waiting.remove(waiter)
+        if not waiting and self._waiters.get(who) is waiting:
+            del self._waiters[who]
 
     # --- checks ---------------------------------------------------------------------------
     def _check_body(self, body: str, field: str = "body") -> None:
@@ -138,7 +207,21 @@ class Broker:
         at = now()
         # Once queued it commits and its waiters must learn: `Store.run` waits for the commit
         # even if cancelled (so no shield here, nor in recv and ack_turn).
-        ids: list[int] = await self.store.run(sql.insert, recipients, sender, body, at, in_reply_to)
+        waiter = self._claim(recipients[0]) if len(recipients) == 1 else None
+        if waiter is None:
+            ids: list[int] = await self.store.run(
+                sql.insert, recipients, sender, body, at, in_reply_to
+            )
+        else:
+            assert waiter.settled is not None
+            try:
+                ids, waiter.rows = await self.store.run(
+                    _insert_and_pop, recipients[0], sender, body, at, in_reply_to, waiter.limit
+                )
+                waiter.at = at
+            finally:  # rows or none (the send failed: the waiter pops again itself)
+                waiter.settled.set()
+                waiter.woken.set()
         self.announce(sender, recipients, ids, body)
         return ids
 
@@ -187,13 +270,9 @@ class Broker:
             if trio.current_time() >= deadline:
                 return [], at
             if self._versions.get(who, 0) == version:
-                lot = self._lots.setdefault(who, trio.lowlevel.ParkingLot())
-                try:
-                    with trio.move_on_at(deadline):
-                        await lot.park()
-                finally:
-                    if not lot:
-                        self._lots.pop(who, None)
+                rows, at = await self._park(who, limit, deadline)
+                if rows:
+                    break
         self.events.publish(ev.Delivered(to=who, ids=[r.id for r in rows]))
         return rows, at
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import trio
+from trio.testing import wait_all_tasks_blocked
 
 from hive_core.app import Hive
 from hive_wire.errors import BadRequest, Limit, NotFound, TooLarge
@@ -171,3 +173,77 @@ async def test_a_failed_event_write_is_retried_from_the_same_replay_fold(service
         return events, conn.execute("SELECT count(*) FROM event_snapshots").fetchone()[0]
 
     assert await services.store.run(counts) == (600, 0)
+
+
+class CountingStore:
+    """The broker's store, counting the jobs it runs; `gate`, when set, holds each job back
+    until it is set (the job not yet submitted: the caller can still be cancelled there)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.jobs: list[str] = []
+        self.gate: trio.Event | None = None
+
+    async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        self.jobs.append(getattr(fn, "__name__", "?"))
+        if self.gate is not None:
+            await self.gate.wait()
+        return await self.store.run(fn, *args, **kwargs)
+
+
+async def test_a_send_to_a_parked_long_poll_pops_for_it_in_its_own_transaction(
+    services: Hive,
+) -> None:
+    """Send → waiting long-poll costs one commit, not two (insert, then the woken pop): the
+    waiter gets the rows its own pop would have, oldest first, up to its max."""
+    await services.lifecycle.spawn("alice", SLEEPER)
+    broker = services.broker
+    store = broker.store = CountingStore(broker.store)  # type: ignore[assignment]
+    got: list[Any] = []
+    async with trio.open_nursery() as nursery:
+
+        async def waiter() -> None:
+            got.extend((await broker.recv("alice", 5, 60))[0])
+
+        nursery.start_soon(waiter)
+        await wait_all_tasks_blocked()
+        store.jobs.clear()
+        [mid] = await broker.send("operator", "alice", "wake up", None)
+    assert [(r.id, r.body, r.redelivered) for r in got] == [(mid, "wake up", False)]
+    assert store.jobs == ["_insert_and_pop"]
+    # leased to the waiter, as a pop of its own would have: in flight, acked by its turn
+    assert await broker.ack_turn("alice", [mid]) == (1, 0)
+
+
+async def test_a_long_poll_cancelled_after_a_send_claimed_it_loses_nothing(
+    services: Hive,
+) -> None:
+    """The client of a long-poll hangs up just as a send pops for it: the send still commits,
+    and the row goes back to the inbox undelivered (not in flight unseen until a lease ends)."""
+    await services.lifecycle.spawn("alice", SLEEPER)
+    broker = services.broker
+    store = broker.store = CountingStore(broker.store)  # type: ignore[assignment]
+    sent: list[int] = []
+    async with trio.open_nursery() as nursery:
+        scope = trio.CancelScope()
+
+        async def waiter() -> None:
+            with scope:
+                await broker.recv("alice", 5, 60)
+
+        async def sender() -> None:
+            sent.extend(await broker.send("operator", "alice", "for nobody", None))
+
+        nursery.start_soon(waiter)
+        await wait_all_tasks_blocked()
+        store.gate = trio.Event()
+        nursery.start_soon(sender)
+        await wait_all_tasks_blocked()  # the send has claimed the waiter, its job held back
+        assert store.jobs[-1] == "_insert_and_pop"
+        scope.cancel()
+        await wait_all_tasks_blocked()  # the waiter waits for the claim's outcome
+        store.gate.set()
+    assert scope.cancelled_caught
+    assert await broker.unread("alice") == 1
+    rows, _ = await broker.recv("alice", 5, 0)
+    assert [(r.id, r.redelivered) for r in rows] == [(sent[0], False)]
