@@ -160,8 +160,8 @@ class Broker:
                 if waiter.rows:
                     await self.unpop(who, waiter.rows, waiter.at)
             raise
-        self._leave(who, waiting, waiter)
-        if waiter.settled is not None:
+        self._leave(who, waiter=waiter, waiting=waiting)
+        if waiter.settled is not None and not waiter.settled.is_set():
             with trio.CancelScope(shield=True):  # the claim's job cannot be dropped either
                 await waiter.settled.wait()
         return waiter.rows, waiter.at

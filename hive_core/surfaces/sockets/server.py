@@ -218,32 +218,16 @@ class SocketServer:
                 served += 1
                 if served % _FAIR == 0:
                     await trio.lowlevel.checkpoint()
-                answer = await self._answer(surface, line, stream.socket)
-                if answer is None:  # the client is gone
-                    return
+                answer = await self._answer(surface, line)
+                if isinstance(answer, _LongPoll):
+                    if not await self._long_poll(stream.socket, surface, answer):
+                        return  # the client hung up while it waited
+                    continue
                 if isinstance(answer, Feed):
                     await stream.send_all(encode_line(ok_envelope(answer.ack)))
                     await self._feed(stream, answer)
                     return
-                if isinstance(answer, Undoable):
-                    try:
-                        await _send(stream.socket, encode_answer(answer.result))
-                    except BaseException:  # hung up, or cancelled mid-line: nobody has it
-                        with trio.CancelScope(shield=True):
-                            await answer.undo()
-                        raise
-                    if answer.done is not None:
-                        try:
-                            await answer.done()
-                        except WireError as e:  # answered already; the rows stay in flight
-                            log.warning(
-                                "after answering role=%s caller=%s: %s",
-                                surface.role,
-                                surface.caller,
-                                e,
-                            )
-                    continue
-                await _send(stream.socket, answer)
+                await _respond(stream.socket, surface, answer)
             if buf.overflow is not None:
                 await stream.send_all(encode_line(error_envelope(buf.overflow)))
                 return
@@ -252,34 +236,50 @@ class SocketServer:
             elif line_deadline == math.inf or lines:  # a new line begun: its own deadline
                 line_deadline = trio.current_time() + self.read_deadline
 
-    async def _answer(
-        self, surface: Surface, line: bytes, sock: trio.socket.SocketType
-    ) -> bytes | Feed | Undoable | None:
-        """The answer to one request line (encoded); None if the client hung up during a
-        long-poll."""
-        cmd = "?"
+    async def _answer(self, surface: Surface, line: bytes) -> bytes | Feed | Undoable | _LongPoll:
+        """The answer to one request line (encoded, or a feed, or rows to undo if they cannot be
+        handed over); a long-polling request is run by `_long_poll`."""
         try:
             cmd, request = decode_request(decode_line(line), surface.handlers)
-            handler = surface.handlers[cmd]
-            if getattr(request, "wait_seconds", 0):
-                result = await _unless_hung_up(sock, handler, surface.hive, surface.caller, request)
-                if result is None:
-                    log.debug("long-poll abandoned cmd=%s caller=%s", cmd, surface.caller)
-                    return None
-            else:
-                result = await handler(surface.hive, surface.caller, request)
-            if isinstance(result, Feed | Undoable):
-                return result
-            envelope = ok_envelope(result)
-        except WireError as e:
-            log.debug("refused cmd=%s caller=%s code=%s error=%s", cmd, surface.caller, e.code, e)
-            return encode_line(error_envelope(e))
-        except Exception:
-            log.exception("internal error cmd=%s caller=%s", cmd, surface.caller)
-            err = Internal("internal error; the daemon log has the details")
-            return encode_line(error_envelope(err))
-        # Outside the try, as always: a line that cannot be encoded fails the connection.
-        return encode_plain(envelope) if float_free(result) else encode_line(envelope)
+        except Exception as e:  # noqa: BLE001 - every failure is an answer
+            return _refusal(e, "?", surface)
+        handler = surface.handlers[cmd]
+        if getattr(request, "wait_seconds", 0):
+            return _LongPoll(cmd, handler, request)
+        return await _run(surface, cmd, handler, request)
+
+    async def _long_poll(
+        self, sock: trio.socket.SocketType, surface: Surface, poll: _LongPoll
+    ) -> bool:
+        """Run a long-polling verb and answer it while watching its connection: a client that
+        closes it before the answer (killed, or given up) must not have a message popped for
+        it, which would only be put back after newer ones were served, or acked by a bare
+        `ack_turn` meanwhile. False if it hung up. A half-closed client (shut its writing side)
+        still gets its answer; so does one that sent its next request already (it is read
+        after this answer). The answer is written before the watcher is taken down, so a
+        woken long-poll answers without waiting for that."""
+        answer: bytes | Undoable | None = None
+        failed: BaseException | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_watch, sock, nursery.cancel_scope)
+            try:
+                got = await _run(surface, poll.cmd, poll.handler, poll.request)
+                if isinstance(got, Feed):
+                    raise Internal(f"{poll.cmd}: a long-poll cannot become a feed")
+                await _write(sock, got)
+                answer = got
+            except trio.Cancelled:
+                raise
+            except BaseException as e:  # noqa: BLE001 - raised below, not in the nursery's group
+                failed = e
+            nursery.cancel_scope.cancel()
+        if failed is not None:
+            raise failed
+        if answer is None:
+            log.debug("long-poll abandoned cmd=%s caller=%s", poll.cmd, surface.caller)
+            return False
+        await _finish(surface, answer)
+        return True
 
     async def _feed(self, stream: trio.SocketStream, feed: Feed) -> None:
         async def hangup(cancel: trio.CancelScope) -> None:
@@ -321,33 +321,78 @@ def _pools(surface: Surface) -> list[str]:
     return ["agents", f"{surface.role}:{surface.caller}"]
 
 
-async def _unless_hung_up(sock: trio.socket.SocketType, handler: Handler, *args: Any) -> Any | None:
-    """Run a long-polling verb while watching its connection: a client that closes it before
-    the answer (killed, or given up) must not have a message popped for it, which would only be
-    put back after newer ones were served, or acked by a bare `ack_turn` meanwhile. None if it
-    hung up. A half-closed client (shut its writing side) still gets its answer; so does one
-    that sent its next request already (it is read after this answer)."""
-    result = error = None
+@attrs.frozen
+class _LongPoll:
+    cmd: str
+    handler: Handler
+    request: Any
 
-    async def watch(cancel: trio.CancelScope) -> None:
-        await trio.lowlevel.wait_readable(sock)
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN)
-        if any(ev & (select.POLLHUP | select.POLLERR) for _, ev in poller.poll(0)):
-            cancel.cancel()  # both directions closed: nobody will read the answer
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(watch, nursery.cancel_scope)
+def _refusal(e: Exception, cmd: str, surface: Surface) -> bytes:
+    """The error answer for a failed request: a `WireError` with its code; anything else is
+    `internal`, logged with its trace."""
+    if isinstance(e, WireError):
+        log.debug("refused cmd=%s caller=%s code=%s error=%s", cmd, surface.caller, e.code, e)
+        return encode_line(error_envelope(e))
+    log.error("internal error cmd=%s caller=%s", cmd, surface.caller, exc_info=e)
+    err = Internal("internal error; the daemon log has the details")
+    return encode_line(error_envelope(err))
+
+
+async def _run(
+    surface: Surface, cmd: str, handler: Handler, request: Any
+) -> bytes | Feed | Undoable:
+    """Run the verb: its answer encoded, or its feed, or its rows to undo."""
+    try:
+        result = await handler(surface.hive, surface.caller, request)
+        if isinstance(result, Feed | Undoable):
+            return result
+        envelope = ok_envelope(result)
+    except Exception as e:  # noqa: BLE001 - every failure is an answer
+        return _refusal(e, cmd, surface)
+    # Outside the try, as always: a line that cannot be encoded fails the connection.
+    return encode_plain(envelope) if float_free(result) else encode_line(envelope)
+
+
+async def _respond(
+    sock: trio.socket.SocketType, surface: Surface, answer: bytes | Undoable
+) -> None:
+    """Write the answer, then finish it (`_finish`)."""
+    await _write(sock, answer)
+    await _finish(surface, answer)
+
+
+async def _write(sock: trio.socket.SocketType, answer: bytes | Undoable) -> None:
+    """Write the answer; rows that cannot be handed over (hung up, or cancelled mid-line) go
+    back."""
+    if not isinstance(answer, Undoable):
+        await _send(sock, answer)
+        return
+    try:
+        await _send(sock, encode_answer(answer.result))
+    except BaseException:  # hung up, or cancelled mid-line: nobody has it
+        with trio.CancelScope(shield=True):
+            await answer.undo()
+        raise
+
+
+async def _finish(surface: Surface, answer: bytes | Undoable) -> None:
+    """An answer that acks what it handed over acks once it is written (whether or not the
+    client stays: a CLI reads its answer and exits)."""
+    if isinstance(answer, Undoable) and answer.done is not None:
         try:
-            result = await handler(*args)
-        except trio.Cancelled:
-            raise
-        except Exception as e:  # the verb's own error, not wrapped in the nursery's group
-            error = e
-        nursery.cancel_scope.cancel()
-    if error is not None:
-        raise error
-    return result
+            await answer.done()
+        except WireError as e:  # answered already; the rows stay in flight
+            log.warning("after answering role=%s caller=%s: %s", surface.role, surface.caller, e)
+
+
+async def _watch(sock: trio.socket.SocketType, cancel: trio.CancelScope) -> None:
+    """Cancel `cancel` if the client closes both directions (readable with a hang-up)."""
+    await trio.lowlevel.wait_readable(sock)
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    if any(ev & (select.POLLHUP | select.POLLERR) for _, ev in poller.poll(0)):
+        cancel.cancel()  # both directions closed: nobody will read the answer
 
 
 async def _receive(sock: trio.socket.SocketType) -> bytes:
