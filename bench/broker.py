@@ -546,8 +546,14 @@ async def bench(args: argparse.Namespace, daemon: Daemon, base: Baseline) -> dic
 
     # 3. wake latency with idle long-polls open
     cpu = Cpu(daemon)
+    before = await stats(daemon)
     lat, floor = await wake_latency(daemon, base, cpu, "wr", "ws", idle, args.samples)
+    after = await stats(daemon)
     r = {"samples": len(lat), "idle_polls": len(idle)}
+    # send → woken recv → ack_turn per sample (and the warm-up's 20, the idle polls' parking
+    # pops, the event history's writes): the send and the waiter's pop share a commit
+    samples = len(lat) + 20
+    r["transactions_per_sample"] = (after["transactions"] - before["transactions"]) / samples
     for key, values in (("", lat), ("floor_", floor)):
         r[f"{key}p50_ms"] = percentile(values, 50) * 1e3
         r[f"{key}p99_ms"] = percentile(values, 99) * 1e3
@@ -560,6 +566,11 @@ async def bench(args: argparse.Namespace, daemon: Daemon, base: Baseline) -> dic
         f"{r['p99_ms']:.2f} ms (target <= 5 ms: {mark(r['p99_ms'] <= 5)}), max "
         f"{r['max_ms']:.1f} ms; plain sqlite3 insert+pop commits: p50 {r['floor_p50_ms']:.2f}"
         f" ms, p99 {r['floor_p99_ms']:.2f} ms",
+        flush=True,
+    )
+    print(
+        f"    store: {r['transactions_per_sample']:.2f} transactions a sample (send + the woken "
+        "recv's pop, then its ack_turn)",
         flush=True,
     )
     return res

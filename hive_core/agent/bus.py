@@ -15,13 +15,16 @@ Rules kept here:
   event is claude's stream-json object with `kind: "stream"` added;
 - activity goes to the daemon (`activity {events}`, at most 64 a request) from a bounded buffer
   in a task of its own; what the daemon refuses (`limit`, `unknown_command`) or what cannot be
-  sent is dropped and counted, never retried or queued without bound.
+  sent is dropped and counted, never queued without bound; only a `turn_end` that surely did
+  not reach the daemon (the connection failed before the request was written) is kept and
+  tried again, since it is the turn's cost.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 import time
 from collections import deque
@@ -31,6 +34,7 @@ from typing import Any, ClassVar
 import attrs
 import trio
 
+from hive_wire.blocking import check_answer
 from hive_wire.client import Connection
 from hive_wire.errors import WireError
 
@@ -246,8 +250,11 @@ def history(path: Path, limit: int = 2000) -> list[dict[str, Any]]:
 # --- activity: what the daemon learns of the turns --------------------------------------------
 class ActivityReporter:
     """`activity` requests from a bounded buffer, in a task of their own: `add` never waits.
-    What the daemon refuses (`limit`, `unknown_command`, ...) or what cannot be sent is
-    dropped and counted."""
+    What the daemon refuses (`limit`, `unknown_command`, ...) is dropped and counted. What
+    cannot be sent (the daemon restarting) is dropped too, except the `turn_end`s, which are
+    the turns' costs: those stay at the head of the buffer and are tried again (1 s, doubling
+    to 30 s, or with the next event), unless the request may have reached the daemon (it
+    failed after being written: sent again, a turn could be counted twice)."""
 
     def __init__(self, socket: str, max_buffer: int = 1024, batch: int = 64) -> None:
         self.socket = socket
@@ -267,32 +274,50 @@ class ActivityReporter:
         self._wake.set()
 
     async def flushed(self) -> None:
+        """Until the buffer is empty (sent, or dropped)."""
         await self._idle.wait()
 
     async def run(self) -> None:
         conn: Connection | None = None
+        retry = 0.0  # seconds before kept turn_ends are tried again (0: none kept)
         try:
             while True:
-                await self._wake.wait()
+                with trio.move_on_after(retry or math.inf):
+                    await self._wake.wait()
                 self._wake = trio.Event()
                 while self._buf:
                     events = [self._buf.popleft() for _ in range(min(self.batch, len(self._buf)))]
+                    written = False
                     try:
                         conn = conn or await Connection.open(self.socket)
                         with trio.fail_after(10):
-                            await conn.call({"cmd": "activity", "events": events})
+                            await conn.send({"cmd": "activity", "events": events})
+                            written = True
+                            check_answer(await conn.read())
                         self.sent += len(events)
+                        retry = 0.0
                     except WireError as e:
                         self.dropped += len(events)
                         log.debug("activity refused code=%s error=%s", e.code, e)
                     except (OSError, EOFError, trio.BrokenResourceError, trio.TooSlowError) as e:
-                        self.dropped += len(events)
-                        log.info("activity not sent (%s); dropped %d", e, len(events))
                         if conn is not None:
                             with trio.CancelScope(shield=True):
                                 await conn.aclose()
                             conn = None
-                self._idle.set()
+                        kept = [] if written else [e for e in events if e["kind"] == "turn_end"]
+                        self.dropped += len(events) - len(kept)
+                        log.info(
+                            "activity not sent (%s); dropped %d, kept %d turn_end(s)",
+                            e,
+                            len(events) - len(kept),
+                            len(kept),
+                        )
+                        if kept:
+                            self._buf.extendleft(reversed(kept))
+                            retry = min(max(2 * retry, 1.0), 30.0)
+                            break
+                if not self._buf:
+                    self._idle.set()
         finally:
             if conn is not None:
                 with trio.CancelScope(shield=True):

@@ -240,3 +240,32 @@ async def test_activity_without_a_daemon_is_dropped(tmp_path: Path) -> None:
             await reporter.flushed()
         nursery.cancel_scope.cancel()
     assert (reporter.sent, reporter.dropped) == (0, 1)
+
+
+async def test_a_turn_end_that_could_not_be_sent_is_kept_and_sent_later(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The daemon is restarting when a turn ends: its `turn_end` (the turn's cost) is kept and
+    sent once the socket answers again, without another event to carry it; the rest of that
+    batch is dropped as before."""
+    short = tempfile.mkdtemp(prefix="hck", dir="/tmp")
+    path = os.path.join(short, "a.sock")
+    reporter = ActivityReporter(path)
+    end = claude.TurnEnd(
+        ok=True, result_kind="ok", duration_ms=1200, usage={"input_tokens": 5}, cost_usd=0.25
+    )
+    reporter.add(claude.ToolUse(tool="Bash"))
+    reporter.add(end)
+    server = StandInSocket([{"ok": True, "accepted": 1}])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reporter.run)
+        await trio.testing.wait_all_tasks_blocked()  # tried: nobody at the socket
+        assert (reporter.sent, reporter.dropped) == (0, 1)
+        await nursery.start(server.serve, path)
+        with trio.fail_after(60):
+            await server.answered.wait()
+            await reporter.flushed()
+        nursery.cancel_scope.cancel()
+    assert [r["events"] for r in server.requests] == [[end.wire()]]
+    assert (reporter.sent, reporter.dropped) == (1, 1)
+    shutil.rmtree(short)
