@@ -54,12 +54,14 @@ class SetPaused:
 class Restart:
     name: str | None = None
     scope: Scope | None = None  # hive-core: as `start`/`stop` (docs/wire.md)
+    settle_seconds: float | None = None  # hive-core: as `spawn`'s, for every agent of the scope
 
 
 @attrs.frozen(kw_only=True)
 class Start:
     scope: Scope | None = None
     name: str | None = None
+    settle_seconds: float | None = None  # hive-core: as `spawn`'s, for every agent of the scope
 
 
 @attrs.frozen(kw_only=True)

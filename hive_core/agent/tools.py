@@ -67,6 +67,8 @@ MANAGER_TOOLS: tuple[str, ...] = (
 )
 
 _ONE_AGENT = frozenset({"scope"})  # the manager names one agent; scopes are the operator's
+# hyperhive's tools take the name alone: the operator's settle wait stays the operator's
+_ONE_AGENT_NOW = _ONE_AGENT | {"settle_seconds"}
 OVERRIDES: dict[str, Override] = {
     "recv": Override(
         description=(
@@ -95,8 +97,8 @@ OVERRIDES: dict[str, Override] = {
         )
     ),
     "kill": Override(drop=_ONE_AGENT, require=frozenset({"name"})),
-    "start": Override(drop=_ONE_AGENT, require=frozenset({"name"})),
-    "restart": Override(drop=_ONE_AGENT, require=frozenset({"name"})),
+    "start": Override(drop=_ONE_AGENT_NOW, require=frozenset({"name"})),
+    "restart": Override(drop=_ONE_AGENT_NOW, require=frozenset({"name"})),
     "rebuild": Override(drop=_ONE_AGENT, require=frozenset({"name"})),
     "get_logs": Override(verb="logs", rename={"name": "agent"}),
     "list_agents": Override(verb="list"),

@@ -75,22 +75,28 @@ class Crashes:
         else:
             self.seen_running.discard(name)
 
-    async def wait_settled(self, name: str, seconds: float) -> str | None:
-        """Wait up to `seconds` for `name`'s process to exit; how it ended, or None if it is
-        still up. Woken by the backend's exit report, not by polling."""
-        event = self._exited.setdefault(name, trio.Event())
+    async def wait_settled(self, names: list[str], seconds: float) -> dict[str, str]:
+        """Wait up to `seconds` for the processes of `names` (each `watching`) to exit; how
+        each that is not running then ended. Woken by the backend's exit reports, not by
+        polling: the wait ends early only if every one of them exited."""
+        events = [self._exited.setdefault(n, trio.Event()) for n in names]
         try:
             with trio.move_on_after(seconds):
-                await event.wait()
+                for event in events:
+                    await event.wait()
         finally:
-            self._exited.pop(name, None)
-        if name in await self.lc.backend.running():
-            return None
-        return self.lc.exits.get(name, "exited")
+            for n in names:
+                self._exited.pop(n, None)
+        running = await self.lc.backend.running()
+        return {n: self.lc.exits.get(n, "exited") for n in names if n not in running}
 
     def watching(self, name: str) -> None:
         """Start listening for `name`'s exit before its process starts (for `wait_settled`)."""
         self._exited[name] = trio.Event()
+
+    def unwatch(self, name: str) -> None:
+        """Stop listening (its start failed: there is nothing to wait for)."""
+        self._exited.pop(name, None)
 
     # --- the backend's reports ---------------------------------------------------------------
     def on_exit(self, nursery: trio.Nursery) -> Any:

@@ -138,9 +138,13 @@ class Lifecycle:
                 raise BadRequest(f"the {caller} cannot {verb} itself")
         return [self.agents.require(n) for n in names]
 
-    async def each(self, verb: str, names: list[str], graceful: bool = True) -> None:
+    async def each(
+        self, verb: str, names: list[str], graceful: bool = True, settle: float | None = None
+    ) -> None:
         """`verb` on every agent of a scope: one that fails does not keep the others from it;
-        the first failure's kind is raised, naming every agent that failed."""
+        the first failure's kind is raised, naming every agent that failed. With `settle`
+        (start, restart), the agents started must then stay up that long, all in one window."""
+        _check_settle(settle)
         if verb == "kill" and len(names) > 1:
             running = await self.backend.running()
             names = [n for n in names if n in running]
@@ -152,11 +156,19 @@ class Lifecycle:
             "stop": lambda n: self.stop(n, graceful),
         }
         failures: list[tuple[str, WireError]] = []
+        started = []
         for n in names:
             try:
+                if settle and verb in ("start", "restart"):
+                    self.crashes.watching(n)
                 await action[verb](n)
+                started.append(n)
             except WireError as e:
+                self.crashes.unwatch(n)
                 failures.append((n, e))
+        if settle and verb in ("start", "restart"):
+            ended = await self.crashes.wait_settled(started, settle)
+            failures += [(n, _ended_at_once(n, verb, how)) for n, how in ended.items()]
         if failures:
             first = failures[0][1]
             raise type(first)("; ".join(f"{n}: {e.message}" for n, e in failures))
@@ -180,8 +192,7 @@ class Lifecycle:
     async def spawn(
         self, name: str, command: list[str] | None = None, settle: float | None = None
     ) -> None:
-        if settle is not None and not 0 <= settle <= SETTLE_MAX:
-            raise BadRequest(f"settle_seconds: must be 0 to {SETTLE_MAX:g}")
+        _check_settle(settle)
         self.exits.pop(name, None)
         if settle:
             self.crashes.watching(name)
@@ -189,12 +200,9 @@ class Lifecycle:
         await self.changed(name)
         await self.broker.notify(MANAGER, "spawned", agent=name)
         if settle:
-            ended = await self.crashes.wait_settled(name, settle)
-            if ended is not None:
-                raise Unavailable(
-                    f'agent "{name}" was spawned but its process ended at once '
-                    f"({ended}); it stays, stopped: see `hive-core logs {name}`"
-                )
+            ended = await self.crashes.wait_settled([name], settle)
+            if name in ended:
+                raise _ended_at_once(name, "spawned", ended[name])
 
     async def start(self, name: str) -> None:
         self.may_run(name)
@@ -332,3 +340,16 @@ def _remove_tree(root: Any, name: str) -> bool:
         raise Forbidden(f"{path} is not a real directory; refusing to touch it")
     shutil.rmtree(path)
     return True
+
+
+def _check_settle(settle: float | None) -> None:
+    if settle is not None and not 0 <= settle <= SETTLE_MAX:
+        raise BadRequest(f"settle_seconds: must be 0 to {SETTLE_MAX:g}")
+
+
+def _ended_at_once(name: str, done: str, how: str) -> Unavailable:
+    done = {"start": "started", "restart": "restarted"}.get(done, done)
+    return Unavailable(
+        f'agent "{name}" was {done} but its process ended at once ({how}); it stays, '
+        f"stopped: see `hive-core logs {name}`"
+    )

@@ -50,6 +50,24 @@ def test_a_command_that_exits_at_once_fails_the_spawn_and_shows_crashed(
     assert re.search(r"^crasher\s+stopped", ok("status", env=env), re.M)
 
 
+@pytest.mark.parametrize("verb", ["start", "restart"])
+def test_start_and_restart_settle_like_spawn(verb: str, env: dict[str, str]) -> None:
+    """`start`/`restart` of an agent whose command dies at once fail (exit 1) with its exit
+    status, as `spawn` does; with `--all`, only that agent is named and the others run."""
+    assert cli("spawn", "crasher", "--settle", "0", "--", *SH_EXIT_3, env=env).returncode == 0
+    ok("spawn", "bee", "--", *SLEEPER, env=env)
+    r = cli(verb, "crasher", env=env)
+    assert r.returncode == 1, r
+    assert 'agent "crasher"' in r.stderr and "exit code 3" in r.stderr, r.stderr
+    r = cli(verb, "--all", "--settle", "0.3", env=env)
+    assert r.returncode == 1 and "crasher" in r.stderr and "bee" not in r.stderr, r
+    rows = {
+        row["name"]: row for row in json.loads(ok("status", "--json", env=env))["agent_statuses"]
+    }
+    assert rows["bee"]["running"] is True and rows["crasher"]["running"] is False
+    assert ok(verb, "bee", env=env).strip() == f"{verb}: bee"
+
+
 def test_destroy_purge_deletes_the_queued_messages_plain_destroy_keeps_them(
     running: Daemon, env: dict[str, str]
 ) -> None:

@@ -71,7 +71,7 @@ async def spawn(hive: Hive, caller: str, req: rq.Spawn) -> rs.Ok:
 # --- lifecycle -------------------------------------------------------------------------------
 async def _scoped(hive: Hive, caller: str, verb: str, req: Any, graceful: bool = True) -> rs.Ok:
     names = hive.lifecycle.targets(verb, caller, req.name, req.scope)
-    await hive.lifecycle.each(verb, names, graceful)
+    await hive.lifecycle.each(verb, names, graceful, getattr(req, "settle_seconds", None))
     return rs.Ok()
 
 

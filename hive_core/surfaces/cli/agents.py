@@ -4,8 +4,9 @@ Rules kept here:
 - `status` shows what an operator must act on: a process that died is `crashed (exit code N)`
   (the row's `failed` and `exit_status`), never `stopped`; a line for the manager says whether
   its process runs and how many messages wait for it;
-- `spawn` waits up to `--settle` seconds for the new process to stay up (the daemon answers at
-  once when it exits in that time): a command that dies at start is exit 1, with its exit status;
+- `spawn`, `start` and `restart` wait up to `--settle` seconds for each new process to stay up
+  (the daemon answers at once when they exit in that time): a command that dies at start is
+  exit 1, with its exit status;
 - `--all` is sent as the verb's scope (`{"agents": true}`): which agents that covers, and that
   one agent's failure does not stop the others, is the daemon's rule;
 - `kill` of an agent that is not running succeeds, as `stop` of one does.
@@ -28,9 +29,17 @@ from hive_core.surfaces.cli.common import (
 )
 
 LIFECYCLE = [
-    ("start", "Start agent NAME (or --all)."),
+    (
+        "start",
+        "Start agent NAME (or --all).\n\nA process that exits within --settle seconds makes "
+        "the command fail (exit 1) with its exit status.",
+    ),
     ("stop", "Stop agent NAME (or --all) gracefully."),
-    ("restart", "Restart agent NAME (or --all)."),
+    (
+        "restart",
+        "Restart agent NAME (or --all).\n\nA process that exits within --settle seconds makes "
+        "the command fail (exit 1) with its exit status.",
+    ),
     (
         "kill",
         "Kill agent NAME (or --all) at once; its in-flight messages are requeued.\n\n"
@@ -38,6 +47,7 @@ LIFECYCLE = [
     ),
     ("rebuild", "Re-apply the applied config of agent NAME (or --all) and restart it."),
 ]
+SETTLING = {"start", "restart"}  # the verbs that take `--settle`, as `spawn`
 
 
 def state(row: dict[str, Any]) -> str:
@@ -174,14 +184,28 @@ def register(main: click.Group) -> None:
 
 
 def _lifecycle(main: click.Group, verb: str, doc: str) -> None:
-    @main.command(verb, help=doc)
-    @click.argument("name", required=False)
-    @click.option("--all", "every", is_flag=True, help="Every agent.")
-    @socket_option
-    @json_option
-    def command(name: str | None, every: bool, socket_path: str | None, as_json: bool) -> None:
+    settles = verb in SETTLING
+
+    def command(
+        name: str | None, every: bool, socket_path: str | None, as_json: bool, settle: float = 0
+    ) -> None:
         if bool(name) == every:
             raise click.UsageError("give NAME or --all (not both)")
-        scope = {"agents": True} if every else {"agent_names": [name]}
-        answer = call_verb(socket_path or default_socket(), verb, scope=scope)
+        fields: dict[str, Any] = {"scope": {"agents": True} if every else {"agent_names": [name]}}
+        if settle:
+            fields["settle_seconds"] = settle
+        answer = call_verb(socket_path or default_socket(), verb, **fields)
         out(as_json, answer, lambda a: click.echo(f"{verb}: {'all agents' if every else name}"))
+
+    if settles:
+        command = click.option(
+            "--settle",
+            default=0.5,
+            show_default=True,
+            type=click.FloatRange(0, 10),
+            help="Seconds each process started must stay up for the command to succeed.",
+        )(command)
+    command = json_option(socket_option(command))
+    command = click.option("--all", "every", is_flag=True, help="Every agent.")(command)
+    command = click.argument("name", required=False)(command)
+    main.command(verb, help=doc)(command)

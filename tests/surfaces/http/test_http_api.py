@@ -212,9 +212,11 @@ async def test_limit_unavailable_and_internal_status(
 ) -> None:
     events = [{"kind": "state", "state": "idle"}] * 64
     codes = []
-    for _ in range(20):  # 1,280 events at once: over the burst of 1,000
+    for _ in range(60):  # over the burst of 1,000 after 16 (more if the clock runs meanwhile)
         r = await post(web, "activity", {"source": "flood", "events": events})
         codes.append(r.status_code)
+        if r.status_code != 200:
+            break
     assert codes[0] == 200 and codes[-1] == 429
     envelope(r, 429, "limit")
 
