@@ -154,6 +154,25 @@ def test_a_client_connects_during_a_burst_of_1000_connections(running: Daemon) -
 
 
 # --- rough edges: the CLI -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("spawn", "--json"), "Missing argument 'NAME'"),  # click's parser
+        (("list", "--json", "--bogus"), "No such option"),
+        (("start", "--json"), "give NAME or --all"),  # the command's own
+        (("agent", "recv", "--json", "--max", "x"), "is not a valid integer"),  # a subgroup's
+    ],
+)
+def test_usage_errors_with_json_are_an_envelope_too(
+    args: tuple[str, ...], says: str, env: dict[str, str]
+) -> None:
+    r = cli(*args, env={**env, "HIVE_AGENT_SOCKET": "/nonexistent"})
+    assert r.returncode == 2, r
+    answer = json.loads(r.stdout)
+    assert answer["ok"] is False and answer["code"] == "usage" and says in answer["error"], r
+    assert "Usage:" in r.stderr  # and the usage on stderr as ever
+
+
 def test_json_errors_are_an_envelope_on_stdout(env: dict[str, str], tmp_path: Path) -> None:
     r = cli("send", "ghost", "x", "--json", env=env)
     assert r.returncode == 1, r

@@ -7,7 +7,8 @@ Rules kept here:
   socket); an interrupted feed exits 130, quietly;
 - with `--json`, every answer is one envelope on stdout, an error too
   (`{"version":1,"ok":false,"code":...,"error":...}`; `code` is `unreachable` when the socket
-  could not be reached); the exit code is the same as without `--json`;
+  could not be reached, `usage` for a usage error, click's own included); the exit code is the
+  same as without `--json`;
 - an empty listing says so in one line (`no agents`), never prints nothing;
 - no raw `[Errno N]` text reaches a user: an `OSError` is reworded from its `strerror`;
 - a command sends exactly the verb it names; the rules about targets (`--all`, scopes) live in
@@ -62,6 +63,15 @@ def die(code: int, message: str, wire_code: str | None = None) -> NoReturn:
         )
     click.echo(f"hive-core: {message}", err=True)
     sys.exit(code)
+
+
+def usage_envelope(err: click.UsageError) -> None:
+    """With `--json` among the arguments (before a `--`), a usage error's envelope on stdout;
+    click then says it on stderr with the usage, and exits 2."""
+    args = sys.argv[1:]
+    if "--json" in (args[: args.index("--")] if "--" in args else args):
+        envelope = {"version": 1, "ok": False, "code": "usage", "error": err.format_message()}
+        click.echo(json.dumps(envelope, ensure_ascii=False))
 
 
 def why_unreachable(path: str, err: OSError) -> str:

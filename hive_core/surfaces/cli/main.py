@@ -15,6 +15,8 @@ Rules kept here:
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from hive_core.surfaces.cli import (
@@ -26,9 +28,29 @@ from hive_core.surfaces.cli import (
     serve,
 )
 from hive_core.surfaces.cli import costs as costs_cmds
+from hive_core.surfaces.cli.common import usage_envelope
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The top group: a usage error (click's own, while parsing, or a command's) with `--json`
+    on the command line is also one error envelope on stdout, as a refusal is."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as e:
+            usage_envelope(e)
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as e:
+            usage_envelope(e)
+            raise
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hive-core")
 def main() -> None:
     """hive-core: the host daemon of an agent swarm, and its client."""
