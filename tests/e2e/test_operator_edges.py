@@ -108,6 +108,19 @@ def test_systemd_unit_refuses_an_executable_its_sandbox_hides(env: dict[str, str
     assert "ExecStart=/opt/hive-core/bin/hive-core serve" in render("/opt/hive-core/bin/hive-core")
 
 
+def test_systemd_unit_refuses_a_config_file_its_sandbox_hides(env: dict[str, str]) -> None:
+    exe = "/opt/hive-core/bin/hive-core"
+    for config, directive in [
+        ("/tmp/hive.toml", "PrivateTmp=yes"),
+        ("/root/hive.toml", "ProtectHome=yes"),
+        ("/home/ann/hive.toml", "ProtectHome=yes"),
+    ]:
+        r = cli("systemd-unit", "--executable", exe, "--config", config, env=env)
+        assert r.returncode == 2 and r.stdout == "", r
+        assert config in r.stderr and directive in r.stderr and "/etc/" in r.stderr, r.stderr
+    assert "--config /etc/hive-core/config.toml" in render(exe, config="/etc/hive-core/config.toml")
+
+
 def test_pause_stops_the_echo_agent_and_resume_delivers_what_waited(env: dict[str, str]) -> None:
     ok("spawn", "alice", env=env)
     ok("send", "alice", "before", env=env)

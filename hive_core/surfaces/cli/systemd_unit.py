@@ -63,6 +63,19 @@ def _runnable(executable: str, what: str = "the executable") -> str:
     return executable
 
 
+def _readable(config: str) -> None:
+    """Refuse a config file the service could not see (in a home, or in /tmp, which the
+    service gets an empty one of): `serve --config` would fail at every start."""
+    for path in dict.fromkeys([config, os.path.realpath(config)]):
+        for root, directive in _HIDDEN.items():
+            if path == root or path.startswith(root + "/"):
+                raise ValueError(
+                    f"the config file {path} is under {root}, which the unit hides from the "
+                    f"service ({directive}): the daemon could not read it. Put it where a "
+                    "service can, e.g. /etc/hive-core/config.toml"
+                )
+
+
 def default_executable(check: bool = True) -> str:
     """The `hive-core` script of the running installation (venv first, then `$PATH`); with
     `check`, refused when the service could not run it (tests of the unit's text pass False:
@@ -140,6 +153,8 @@ def render(
     _sandboxed_dir("run dir", run_dir)
     if config is not None:
         _absolute("config file", config)
+        if check:
+            _readable(config)
     if not _GROUP_NAME.match(group):
         raise ValueError(f"group {group!r} is not a valid group name")
     if group != DEFAULT_GROUP and config is None:
