@@ -122,8 +122,14 @@ def build(
         config.restart_backoff_max,
         enabled=config.restart_on_crash,
     )
+
+    # The rows the lifecycle publishes carry the costs service's keys; it is built below, from
+    # the lifecycle, so the lifecycle is given a function that asks it (no import, no circle).
+    async def cost_keys(name: str) -> dict[str, Any]:
+        return await costs.keys_of(name)
+
     lifecycle = Lifecycle(
-        agents, backend, broker, reminders, events, paths, approvals, config.urls, policy
+        agents, backend, broker, reminders, events, paths, approvals, config.urls, policy, cost_keys
     )
 
     async def approve_spawn(row: ApprovalRow) -> dict[str, str]:

@@ -36,7 +36,6 @@ from hive_core.store.db import Store
 from hive_wire import events as ev
 from hive_wire.errors import BadRequest, NotFound, WireError
 from hive_wire.names import check_agent_name
-from hive_wire.responses import AgentStatusRow
 
 if TYPE_CHECKING:
     from hive_core.services.agents import Agents
@@ -200,12 +199,11 @@ class Costs:
 
     async def publish_row(self, name: str) -> None:
         """`container_state_changed` with the full row and its cost keys."""
-        rows = await self.lifecycle.rows(name)
-        if rows:
-            keys = (await self.row_keys(name))[name]
-            self.events.publish(
-                ev.ContainerStateChanged(agent=name, row=AgentStatusRow(**{**rows[0], **keys}))
-            )
+        await self.lifecycle.changed(name)
+
+    async def keys_of(self, name: str) -> dict[str, Any]:
+        """`row_keys` of one agent (what the lifecycle adds to the rows it publishes)."""
+        return (await self.row_keys(name)).get(name, {})
 
     # --- after a turn ---------------------------------------------------------------------------
     async def recorded(self, name: str) -> None:

@@ -68,7 +68,11 @@ class Lifecycle:
         approvals: Approvals,
         urls: dict[str, str] | None = None,
         policy: RestartPolicy | None = None,
+        row_keys: Callable[[str], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
+        """`row_keys(name)`: the keys another service adds to `name`'s published status row
+        (the costs service: `cost_usd`, `context_tokens`, `budget`, `paused_reason`)."""
+        self.row_keys = row_keys
         self.approvals = approvals
         self.urls = urls or {}
         self.agents = agents

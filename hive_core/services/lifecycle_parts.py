@@ -4,8 +4,9 @@ imports them; an import back would be a circle)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
 from hive_core.backends.process import Backend
 from hive_core.paths import Paths
@@ -28,6 +29,7 @@ class LifecycleParts(Protocol):
     transients: dict[str, str]
     exits: dict[str, str]
     closing: bool
+    row_keys: Callable[[str], Awaitable[dict[str, Any]]] | None  # more keys of a published row
 
     async def changed(self, name: str) -> None: ...
 

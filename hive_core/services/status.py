@@ -8,11 +8,13 @@ Rules kept here:
   process last ended when that end was a crash (cleared when it starts again);
 - the manager has no row (it is not an agent), but its process and its queue are reported beside
   the rows: its messages pile up whether or not a manager process runs;
-- `changed(name)` publishes `container_state_changed` with the full row.
+- `changed(name)` publishes `container_state_changed` with the full row, and the keys the
+  lifecycle was given a source of (`row_keys`: the costs service's, with no import of it).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -21,10 +23,12 @@ from hive_core.services.broker import MANAGER
 from hive_core.services.lifecycle_parts import LifecycleParts
 from hive_core.store import agents as agents_sql
 from hive_wire import events as ev
-from hive_wire.errors import Unavailable
+from hive_wire.errors import Unavailable, WireError
 from hive_wire.responses import AgentStatusRow
 
 PAUSED_MARKER = "paused"
+
+log = logging.getLogger(__name__)
 
 
 class StatusRows:
@@ -86,8 +90,14 @@ class StatusRows:
             return None
 
     async def changed(self, name: str) -> None:
+        """Publish `container_state_changed` with `name`'s full row, its cost keys included."""
         rows = await self.rows(name)
-        if rows:
-            self.lc.events.publish(
-                ev.ContainerStateChanged(agent=name, row=AgentStatusRow(**rows[0]))
-            )
+        if not rows:
+            return
+        row = rows[0]
+        if self.lc.row_keys is not None:
+            try:
+                row |= await self.lc.row_keys(name)
+            except WireError as e:  # the row goes out all the same; the page keeps its figures
+                log.warning("status row of %s without its cost keys: %s", name, e)
+        self.lc.events.publish(ev.ContainerStateChanged(agent=name, row=AgentStatusRow(**row)))

@@ -469,3 +469,22 @@ async def test_the_end_of_a_budget_stop_keeps_the_operators_own_pause(
     assert (await status_row(hive, "alice"))["paused"] is True
     await ok(host, {"cmd": "approve", "id": approval["id"]})
     assert (await status_row(hive, "alice"))["paused"] is operator_paused
+
+
+async def test_rows_the_lifecycle_publishes_carry_the_cost_keys(hive: Hive) -> None:
+    """A status change that is not a turn (here `set_status`, then a stop) publishes the row
+    with its cost keys too, so the dashboard never shows a row without them."""
+    await spawn_idle(hive, "alice")
+    await turn(hive, "alice", 0.25)
+    async with await Connection.open(str(hive.paths.host_socket)) as feed:
+        await feed.call({"cmd": "subscribe_events"})
+        await ok(agent_sock(hive, "alice"), {"cmd": "set_status", "text": "reading"})
+        await ok(str(hive.paths.host_socket), {"cmd": "stop", "name": "alice"})
+        rows: list[dict[str, Any]] = []
+        with trio.fail_after(10):
+            while not rows or rows[-1]["running"]:
+                if (e := (await feed.read())["event"])["kind"] == "container_state_changed":
+                    rows.append(e["row"])
+    assert rows[0]["status_text"] == "reading" and len(rows) >= 2
+    assert all(r["cost_usd"] == pytest.approx(0.25) for r in rows), rows
+    assert all(r["context_tokens"] == 1000 for r in rows), rows
