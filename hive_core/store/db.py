@@ -6,8 +6,10 @@ Rules kept here:
   thread) and get the result only after the transaction holding the job has committed, so `ok`
   means on disk (WAL, `synchronous=FULL`);
 - every job queued while a commit runs is committed with the next batch: one fsync for many jobs;
-- when the loop has nothing else runnable and nothing is queued, a job runs at once in the trio
-  thread (under the same lock as a batch): one request alone pays no thread hops;
+- when the loop has nothing else runnable and nothing is queued, a `light` job runs at once in
+  the trio thread (under the same lock as a batch): one request alone pays no thread hops; any
+  other job (a scan, a vacuum, the event history's batch) never runs there: the loop must not
+  stop for it;
 - otherwise jobs gather in the trio thread while the batch before them commits (one batch in
   the store thread's hands at a time, like a server that blocks on its commit); a batch of
   `light` jobs only (the broker's short statements) runs its SQL in the trio thread and hands
@@ -176,9 +178,16 @@ class Store:
             self._run_batch(self._inline, [job])
         elif self._thread is None or self._conn is None:
             raise Unavailable("the database is closed")
-        elif not self._in_flight and self._idle() and self._busy.acquire(blocking=False):
-            # Nothing else to do and nothing queued: the two thread hops would only add
-            # latency, so commit here (the loop has nobody to serve meanwhile).
+        elif (
+            getattr(fn, "store_light", False)
+            and not self._in_flight
+            and self._idle()
+            and self._busy.acquire(blocking=False)
+        ):
+            # A light job, nothing else to do and nothing queued: the two thread hops would only
+            # add latency, so commit here (the loop has nobody to serve meanwhile). A heavier
+            # job (a scan, a vacuum, the event history's batch) always goes to the store thread:
+            # the loop must not stop for it.
             try:
                 self._run_batch(self._conn, [job])
             finally:

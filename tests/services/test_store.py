@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 import trio
 
 from hive_core.store import schema
-from hive_core.store.db import Store
+from hive_core.store.db import Store, light
 from hive_wire.errors import NotFound, Unavailable
 
 
@@ -141,3 +142,27 @@ async def test_full_disk_answers_unavailable_and_keeps_data(dirs: Path) -> None:
     fresh = sqlite3.connect(dirs / "f.sqlite")
     assert fresh.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert fresh.execute("SELECT body FROM messages WHERE id = ?", (kept,)).fetchone() == ("small",)
+
+
+def _thread_name(conn: sqlite3.Connection) -> str:
+    conn.execute("SELECT count(*) FROM messages").fetchone()
+    return threading.current_thread().name
+
+
+@light
+def _thread_name_light(conn: sqlite3.Connection) -> str:
+    return _thread_name(conn)
+
+
+async def test_only_light_jobs_run_in_the_trio_thread_when_it_is_idle(dirs: Path) -> None:
+    """An idle loop commits a light job itself (no thread hops); anything else (a scan, a
+    vacuum) goes to the store thread even then, so the loop never stops for it."""
+    store = Store(dirs / "t.sqlite")
+    await store.open()
+    try:
+        here = threading.current_thread().name
+        for _ in range(3):
+            assert await store.run(_thread_name_light) == here
+            assert await store.run(_thread_name) == "hive-store"
+    finally:
+        await store.close()
