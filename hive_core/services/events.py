@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice
 from typing import Any
@@ -172,7 +172,7 @@ class EventChannel:
     # --- subscribing ------------------------------------------------------------------------
     def history(self, since_seq: int = 0, limit: int | None = None) -> list[Event]:
         """The recent events in memory after `since_seq` (the last `limit` of them)."""
-        events = [e for e in self._recent if e["seq"] > since_seq]
+        events = _after(reversed(self._recent), since_seq)
         return events[-limit:] if limit else events
 
     @contextmanager
@@ -282,8 +282,9 @@ class EventChannel:
     # --- history reads ---------------------------------------------------------------------
     def _tail(self, after: int, upto: int | None = None) -> list[Event]:
         """The events in memory after `after` (up to `upto`), in order."""
-        found = {e["seq"]: e for e in self._recent if e["seq"] > after}
-        found.update((e["seq"], e) for e, _ in self._unwritten if e["seq"] > after)
+        found = {e["seq"]: e for e in _after(reversed(self._recent), after)}
+        unwritten = (e for e, _ in reversed(self._unwritten))
+        found.update((e["seq"], e) for e in _after(unwritten, after))
         return [found[s] for s in sorted(found) if upto is None or s <= upto]
 
     async def page(self, since_seq: int, limit: int) -> tuple[int, list[tuple[int, str]]]:
@@ -333,3 +334,15 @@ def _write(
     sql.insert_many(conn, rows)
     for seq, at, agents in snapshots:
         sql.insert_snapshot(conn, seq, at, agents)
+
+
+def _after(newest_first: Iterable[Event], after: int) -> list[Event]:
+    """The events with a `seq` above `after`, oldest first, read from events newest first up to
+    the first at or below it: the cost is what is returned, not the whole history kept."""
+    out = []
+    for e in newest_first:
+        if e["seq"] <= after:
+            break
+        out.append(e)
+    out.reverse()
+    return out
