@@ -3,7 +3,7 @@
 this machine: the floor under the 1-agent row of bench/broker.py (docs/performance.md).
 
     .venv/bin/python bench/floor.py [--seconds 1] [--rounds 8] [--pairs 16] [--pair-rounds 6]
-        [--skip-one] [--against DIR]
+        [--skip-one] [--against DIR] [--wake 300]
 
 Three servers, each a child process on a unix socket, each doing for every request line exactly
 the durable work of the broker (the statements and schema of bench/broker.py's baseline: insert;
@@ -22,6 +22,11 @@ connection (the trio server), each doing send (to itself), recv, ack_turn one re
 Slices of the trio server and of the daemon alternate (`--pair-rounds` of each); each prints the
 requests it served per CPU-second of the server process (utime + stime of all its threads, from
 /proc/<pid>/stat), and the ratio daemon / trio server over the sums (target >= 0.5).
+
+Then the wake floor (`--wake` samples, 0 for none): a minimal trio server where a long-polling
+`recv` parks and a `send` to it inserts and pops in one transaction (the daemon's hand-off),
+answering the waiter first; send → the waiter's answer timed over blocking clients, beside the
+daemon's own, in slices of 50 in turn (quality.md: p50 <= 1 ms, p99 <= 5 ms).
 """
 
 from __future__ import annotations
@@ -165,6 +170,77 @@ def serve_trio_group(sock_path: str, db: Path) -> None:
     trio.run(main)
 
 
+def serve_trio_wake(sock_path: str, db: Path) -> None:
+    """The wake floor: a long-polling `recv` parks; a `send` to a parked recipient inserts and
+    pops for it in one transaction (one commit, as the daemon's hand-off), then answers the
+    waiter first and the sender second; `ack_turn` is a commit of its own. Nothing else."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    schema.migrate(conn)
+    pop = B.SQL_POP.format(hint=B.POP_HINTS["pinned"])
+    parked: dict[str, trio.SocketStream] = {}
+
+    async def one(stream: trio.SocketStream) -> None:
+        buf = b""
+        while data := await stream.receive_some(65536):
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                req = json.loads(line)
+                if req["cmd"] == "recv":
+                    parked[req["me"]] = stream
+                    continue
+                conn.execute("BEGIN IMMEDIATE")
+                if req["cmd"] == "send":
+                    waiter = parked.pop(req["to"], None)
+                    args = (req["to"], "me", req["body"], None, time.time())
+                    mid = conn.execute(B.SQL_INSERT, args).lastrowid
+                    rows = (
+                        conn.execute(pop, (time.time(), req["to"], 1)).fetchall() if waiter else []
+                    )
+                    conn.execute("COMMIT")
+                    if waiter is not None:
+                        got = {"ok": True, "messages": [list(r) for r in rows]}
+                        await waiter.send_all(json.dumps(got).encode() + b"\n")
+                    await stream.send_all(json.dumps({"ok": True, "id": mid}).encode() + b"\n")
+                else:
+                    args = (time.time(), req["me"], req["ids"][0])
+                    n = len(conn.execute(B.SQL_ACK, args).fetchall())
+                    conn.execute("COMMIT")
+                    await stream.send_all(json.dumps({"ok": True, "acked": n}).encode() + b"\n")
+
+    async def main() -> None:
+        listener = trio.socket.socket(socket.AF_UNIX)
+        await listener.bind(sock_path)
+        listener.listen()
+        await trio.serve_listeners(one, [trio.SocketListener(listener)])
+
+    trio.run(main)
+
+
+def wake_samples(rx: Raw, tx: Raw, n: int, daemon: bool) -> list[float]:
+    """Send → long-poll answer latencies (s): `rx` long-polls, `tx` sends to it, `rx` acks."""
+    out = []
+    for _ in range(n):
+        recv = {"cmd": "recv", "max": 1, "wait_seconds": 30} if daemon else {"cmd": "recv"}
+        rx.sock.sendall(json.dumps(recv if daemon else {**recv, "me": "rx"}).encode() + b"\n")
+        time.sleep(0.003)  # the server parks the recv meanwhile
+        t0 = time.perf_counter()
+        tx.sock.sendall(json.dumps({"cmd": "send", "to": "rx", "body": B.BODY}).encode() + b"\n")
+        got = json.loads(rx.lines.readline())
+        t1 = time.perf_counter()
+        sent = json.loads(tx.lines.readline())
+        mid = sent["id"]
+        first = got["messages"][0]
+        if (first[0] if isinstance(first, list) else first["id"]) != mid:
+            raise AssertionError(f"sent {sent}, received {got}")
+        rx.call({"cmd": "ack_turn", "ids": [mid], **({} if daemon else {"me": "rx"})})
+        out.append(t1 - t0)
+    return out
+
+
 class Raw:
     """A blocking client speaking the same lines to a minimal server."""
 
@@ -304,6 +380,26 @@ def pair_phase(
         )
 
 
+def wake_phase(args: argparse.Namespace, daemon, tmp: Path) -> None:
+    """Wake latency of the daemon beside the wake floor's, in slices of 50 samples in turn."""
+    floor = (Raw(str(tmp / "wake.sock")), Raw(str(tmp / "wake.sock")))
+    ours = (Raw(daemon.socket("rx")), Raw(daemon.socket("tx")))
+    wake_samples(*floor, 20, False)  # warm-up
+    wake_samples(*ours, 20, True)
+    lat: dict[str, list[float]] = {"floor": [], "daemon": []}
+    while len(lat["daemon"]) < args.wake:
+        lat["floor"] += wake_samples(*floor, 50, False)
+        lat["daemon"] += wake_samples(*ours, 50, True)
+    for name, label in (("floor", "trio server, one commit"), ("daemon", "hive-core daemon")):
+        got = sorted(lat[name])
+        p50, p99 = got[len(got) // 2], got[min(len(got) - 1, int(len(got) * 0.99))]
+        print(
+            f"wake, {label:>23}: p50 {1e3 * p50:.2f} ms, p99 {1e3 * p99:.2f} ms "
+            f"({len(got)} samples, blocking clients)",
+            flush=True,
+        )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=1.0, help="length of each slice")
@@ -312,6 +408,12 @@ def main() -> int:
     ap.add_argument("--pair-seconds", type=float, default=2.0, help="length of a CPU slice")
     ap.add_argument("--pair-rounds", type=int, default=6, help="slices of each in the CPU phase")
     ap.add_argument("--skip-one", action="store_true", help="only the CPU phase")
+    ap.add_argument(
+        "--wake",
+        type=int,
+        default=300,
+        help="wake latency samples of the daemon and of the wake floor (0: none)",
+    )
     ap.add_argument(
         "--against",
         metavar="DIR",
@@ -329,6 +431,7 @@ def main() -> int:
             ("blocking", serve_blocking),
             ("trio", serve_trio),
             ("group", serve_trio_group),
+            ("wake", serve_trio_wake),
         ):
             pid = os.fork()
             if pid == 0:  # the child serves until it is killed
@@ -340,7 +443,7 @@ def main() -> int:
         daemon.base.mkdir()
         daemon.start()
         names = [f"p{i:02d}" for i in range(args.pairs)]
-        trio.run(B.spawn, daemon, ["me", *names])
+        trio.run(B.spawn, daemon, ["me", "rx", "tx", *names])
         if other is not None:
             other.base.mkdir()
             env = dict(os.environ)
@@ -354,6 +457,8 @@ def main() -> int:
         if args.pairs:
             pids = {"trio": children[1], "group": children[2]}
             pair_phase(args, daemon, tmp, pids, names, other)
+        if args.wake:
+            wake_phase(args, daemon, tmp)
         if args.skip_one:
             return 0
         clients = {
