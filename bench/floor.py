@@ -56,15 +56,20 @@ from hive_core.store import schema  # noqa: E402
 from hive_wire.blocking import BlockingConnection  # noqa: E402
 
 
-def _handler(path: Path, group: bool = False):
-    """The broker's three statements, one commit each (`group`: no transaction of its own, the
-    caller begins and commits around many; then the connection is returned too)."""
+def _database(path: Path) -> tuple[sqlite3.Connection, str]:
+    """The daemon's schema in WAL with `synchronous=FULL`, and the pinned pop statement."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     schema.migrate(conn)
-    pop = B.SQL_POP.format(hint=B.POP_HINTS["pinned"])
+    return conn, B.SQL_POP.format(hint=B.POP_HINTS["pinned"])
+
+
+def _handler(path: Path, group: bool = False):
+    """The broker's three statements, one commit each (`group`: no transaction of its own, the
+    caller begins and commits around many; then the connection is returned too)."""
+    conn, pop = _database(path)
 
     def commit(sql: str, args: tuple) -> list:
         if not group:
@@ -92,6 +97,21 @@ def _handler(path: Path, group: bool = False):
     return (handle, conn) if group else handle
 
 
+def _serve(sock_path: str, one, *system_tasks) -> None:
+    """Serve `one(stream)` for every connection on a unix socket, forever (and the tasks)."""
+
+    async def main() -> None:
+        listener = trio.socket.socket(socket.AF_UNIX)
+        await listener.bind(sock_path)
+        listener.listen()
+        async with trio.open_nursery() as nursery:
+            for task in system_tasks:
+                nursery.start_soon(task)
+            await trio.serve_listeners(one, [trio.SocketListener(listener)])
+
+    trio.run(main)
+
+
 def serve_blocking(sock_path: str, db: Path) -> None:
     handle = _handler(db)
     listener = socket.socket(socket.AF_UNIX)
@@ -116,13 +136,7 @@ def serve_trio(sock_path: str, db: Path) -> None:
                 line, buf = buf.split(b"\n", 1)
                 await stream.send_all(handle(line, state))
 
-    async def main() -> None:
-        listener = trio.socket.socket(socket.AF_UNIX)
-        await listener.bind(sock_path)
-        listener.listen()
-        await trio.serve_listeners(one, [trio.SocketListener(listener)])
-
-    trio.run(main)
+    _serve(sock_path, one)
 
 
 def serve_trio_group(sock_path: str, db: Path) -> None:
@@ -159,27 +173,14 @@ def serve_trio_group(sock_path: str, db: Path) -> None:
                 await job[3].wait()
                 await stream.send_all(job[2])
 
-    async def main() -> None:
-        listener = trio.socket.socket(socket.AF_UNIX)
-        await listener.bind(sock_path)
-        listener.listen()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(committer)
-            await trio.serve_listeners(one, [trio.SocketListener(listener)])
-
-    trio.run(main)
+    _serve(sock_path, one, committer)
 
 
 def serve_trio_wake(sock_path: str, db: Path) -> None:
     """The wake floor: a long-polling `recv` parks; a `send` to a parked recipient inserts and
     pops for it in one transaction (one commit, as the daemon's hand-off), then answers the
     waiter first and the sender second; `ack_turn` is a commit of its own. Nothing else."""
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    schema.migrate(conn)
-    pop = B.SQL_POP.format(hint=B.POP_HINTS["pinned"])
+    conn, pop = _database(db)
     parked: dict[str, trio.SocketStream] = {}
 
     async def one(stream: trio.SocketStream) -> None:
@@ -211,13 +212,7 @@ def serve_trio_wake(sock_path: str, db: Path) -> None:
                     conn.execute("COMMIT")
                     await stream.send_all(json.dumps({"ok": True, "acked": n}).encode() + b"\n")
 
-    async def main() -> None:
-        listener = trio.socket.socket(socket.AF_UNIX)
-        await listener.bind(sock_path)
-        listener.listen()
-        await trio.serve_listeners(one, [trio.SocketListener(listener)])
-
-    trio.run(main)
+    _serve(sock_path, one)
 
 
 def wake_samples(rx: Raw, tx: Raw, n: int, daemon: bool) -> list[float]:

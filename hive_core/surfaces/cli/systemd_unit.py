@@ -47,33 +47,40 @@ _HIDDEN = {
 }
 
 
+def _hidden_by(path: str) -> tuple[str, str] | None:
+    """(the root, the directive) if the unit's sandbox hides `path` (or where it leads)."""
+    for p in dict.fromkeys([path, os.path.realpath(path)]):
+        for root, directive in _HIDDEN.items():
+            if p == root or p.startswith(root + "/"):
+                return root, directive
+    return None
+
+
 def _runnable(executable: str, what: str = "the executable") -> str:
     """Refuse an executable the service could not see (a venv in a home or in /tmp, as a
     checkout's `.venv` is): the unit would fail at once with 203/EXEC."""
-    for path in dict.fromkeys([executable, os.path.realpath(executable)]):
-        for root, directive in _HIDDEN.items():
-            if path == root or path.startswith(root + "/"):
-                raise ValueError(
-                    f"{what} {path} is under {root}, which the unit hides from the "
-                    f"service ({directive}): it would fail to start (203/EXEC). Install "
-                    "hive-core where a service can run it, e.g. `python3 -m venv /opt/hive-core "
-                    "&& /opt/hive-core/bin/pip install <checkout>`, then run "
-                    "`/opt/hive-core/bin/hive-core systemd-unit` (or pass --executable)"
-                )
+    hidden = _hidden_by(executable)
+    if hidden is not None:
+        raise ValueError(
+            f"{what} {executable} is under {hidden[0]}, which the unit hides from the "
+            f"service ({hidden[1]}): it would fail to start (203/EXEC). Install "
+            "hive-core where a service can run it, e.g. `python3 -m venv /opt/hive-core "
+            "&& /opt/hive-core/bin/pip install <checkout>`, then run "
+            "`/opt/hive-core/bin/hive-core systemd-unit` (or pass --executable)"
+        )
     return executable
 
 
 def _readable(config: str) -> None:
     """Refuse a config file the service could not see (in a home, or in /tmp, which the
     service gets an empty one of): `serve --config` would fail at every start."""
-    for path in dict.fromkeys([config, os.path.realpath(config)]):
-        for root, directive in _HIDDEN.items():
-            if path == root or path.startswith(root + "/"):
-                raise ValueError(
-                    f"the config file {path} is under {root}, which the unit hides from the "
-                    f"service ({directive}): the daemon could not read it. Put it where a "
-                    "service can, e.g. /etc/hive-core/config.toml"
-                )
+    hidden = _hidden_by(config)
+    if hidden is not None:
+        raise ValueError(
+            f"the config file {config} is under {hidden[0]}, which the unit hides from the "
+            f"service ({hidden[1]}): the daemon could not read it. Put it where a "
+            "service can, e.g. /etc/hive-core/config.toml"
+        )
 
 
 def default_executable(check: bool = True) -> str:
