@@ -46,6 +46,7 @@ Rows = dict[str, dict[str, Any]]
 
 FLUSH_DELAY = 0.1  # seconds a batch gathers once an event arrives
 BATCH = 5000  # events per transaction at most
+ENCODE_SLICE = 500  # events encoded between two checkpoints of the writer
 UNWRITTEN_MAX = 100_000  # events waiting for the store at most; past it the oldest are dropped
 SNAPSHOT_EVERY = 1000  # state events between two snapshots
 JSON_CACHE = 16384  # encoded events kept (every SSE subscriber sends the same text)
@@ -235,7 +236,11 @@ class EventChannel:
                 )
                 self._logged_drops = self.dropped
             batch = list(islice(self._unwritten, BATCH))
-            rows = [(e["seq"], t, e["kind"], self.encode(e)) for e, t in batch]
+            rows = []
+            for i, (e, t) in enumerate(batch):
+                if i and i % ENCODE_SLICE == 0:
+                    await trio.lowlevel.checkpoint()  # a full batch is tens of ms of JSON
+                rows.append((e["seq"], t, e["kind"], self.encode(e)))
             # The replay fold moves on only with a written batch: a failed write is retried
             # from the same fold (folding twice would count a batch's changes twice).
             saved = (dict(self._fold), self._fold_changes, self._baseline)
