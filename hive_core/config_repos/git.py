@@ -8,13 +8,16 @@ Rules kept here:
   auto-gc, fsck on fetch, no symlinks checked out) and an environment that reads no system or
   global config (`HOME` is the daemon's own `<state>/git-home`), never prompts and never fetches
   lazily; inherited `GIT_*` variables are dropped;
-- a fetch from an untrusted repo may run under RLIMIT_FSIZE (`max_file`), set by a Python
-  trampoline that execs git (no preexec_fn in a threaded daemon);
+- a fetch from an untrusted repo may run under limits (`max_file`): RLIMIT_FSIZE at that many
+  bytes, RLIMIT_AS and RLIMIT_CPU (`UNTRUSTED_MEMORY`, `UNTRUSTED_CPU_SECONDS`), set by a Python
+  trampoline that execs git (no preexec_fn in a threaded daemon), and a wall-clock deadline
+  (`max_seconds`) after which it is killed;
 - a proposed gitdir must be a plain directory without `commondir` or alternates.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -60,9 +63,17 @@ HARDENED = [
 # filling the disk. The limit is set by a Python trampoline that then execs git: no preexec_fn
 # in a threaded daemon.
 FETCH_MAX_BYTES = 64 << 20
-_FSIZE_EXEC = (
-    "import os, resource, sys; n = int(sys.argv[1]); "
-    "resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); os.execvp(sys.argv[2], sys.argv[2:])"
+# Memory and CPU time a fetch from an untrusted repo may take (git and its upload-pack child),
+# and how long it may run at all: a crafted repo (deep delta chains, huge trees) fails instead
+# of holding the daemon's memory or a deploy forever.
+UNTRUSTED_MEMORY = 2 << 30  # address space, bytes
+UNTRUSTED_CPU_SECONDS = 60
+FETCH_MAX_SECONDS = 120.0
+_LIMITS_EXEC = (
+    "import os, resource, sys; f, m, c = map(int, sys.argv[1:4]); "
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (f, f)); "
+    "resource.setrlimit(resource.RLIMIT_AS, (m, m)); "
+    "resource.setrlimit(resource.RLIMIT_CPU, (c, c)); os.execvp(sys.argv[4], sys.argv[4:])"
 )
 # The upload-pack started in the proposed repo: no transport at all, not even local files.
 UPLOAD_PACK_CONFIG = [
@@ -186,11 +197,17 @@ class Git:
         env: dict[str, str] | None = None,
         secret: str | None = None,
         max_file: int | None = None,
+        max_seconds: float = math.inf,
+        max_memory: int = UNTRUSTED_MEMORY,
     ) -> subprocess.CompletedProcess[bytes]:
+        """git `args`; with `max_file` (an untrusted repo), under the limits above and killed
+        after `max_seconds`."""
         argv = [self.exe, *HARDENED, *(["-C", str(cwd)] if cwd else []), *args]
         if max_file is not None:
-            argv = [sys.executable, "-c", _FSIZE_EXEC, str(max_file), *argv]
-        with translated("cannot run git", forbidden=False):
+            limits = [str(max_file), str(max_memory), str(UNTRUSTED_CPU_SECONDS)]
+            argv = [sys.executable, "-c", _LIMITS_EXEC, *limits, *argv]
+        done: subprocess.CompletedProcess[bytes] | None = None
+        with translated("cannot run git", forbidden=False), trio.move_on_after(max_seconds):
             done = await trio.run_process(
                 argv,
                 stdin=stdin,
@@ -199,6 +216,8 @@ class Git:
                 check=False,
                 env=self.env(env),
             )
+        if done is None:
+            raise Unavailable(f"git {_verb(args)} took longer than {max_seconds:g} s: stopped")
         if done.returncode not in ok:
             raise Unavailable(f"git {_verb(args)} failed: {tail(done.stderr, secret)}")
         return done

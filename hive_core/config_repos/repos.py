@@ -48,6 +48,7 @@ from hive_core.config_repos.agent_toml import (  # noqa: F401 (MAX_ARGV, DEFAULT
 from hive_core.config_repos.forge import BRANCH, ForgeMirror
 from hive_core.config_repos.git import (
     FETCH_MAX_BYTES,
+    FETCH_MAX_SECONDS,
     UPLOAD_PACK_CONFIG,
     Git,
     check_proposed_gitdir,
@@ -81,9 +82,11 @@ class ConfigRepos(Reading):
         forge_token_file: Path | None = None,
         *,
         fetch_max_bytes: int = FETCH_MAX_BYTES,
+        fetch_max_seconds: float = FETCH_MAX_SECONDS,
     ) -> None:
         self.state = Path(state_dir).absolute()
         self.fetch_max_bytes = fetch_max_bytes
+        self.fetch_max_seconds = fetch_max_seconds
         self.git = Git(self.state)
         self.forge = ForgeMirror(self.git, forge_url, forge_token_file, self._applied)
         self._locks: dict[str, trio.Lock] = {}
@@ -235,6 +238,7 @@ class ConfigRepos(Reading):
                 f"+refs/heads/*:{PROPOSAL_REFS}*",
                 cwd=applied,
                 max_file=self.fetch_max_bytes,
+                max_seconds=self.fetch_max_seconds,
             )
         except Unavailable as e:
             await offload(remove_tmp_packs, applied)

@@ -25,7 +25,10 @@ from pathlib import Path
 
 import attrs
 import pytest
+import trio
+import trio.testing
 
+from hive_core.config_repos.git import Git
 from hive_core.config_repos.repos import DEFAULT_COMMAND, ConfigRepos, parse_config
 from hive_wire.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge, Unavailable
 
@@ -518,6 +521,35 @@ async def test_an_oversized_proposed_repo_is_refused_and_leaves_nothing(dirs: Pa
     git(repos.proposed_path("alice"), "reset", "-q", "--hard", "HEAD~1")
     small = manager_commit(repos, "alice", {"agent.toml": NEW_TOML})
     assert await repos.propose("alice", 2, small) == small
+
+
+def _fake_git(tmp: Path, body: str) -> str:
+    """A stand-in for git: what a crafted repo could make git do."""
+    exe = tmp / "git"
+    exe.write_text(f"#!{sys.executable}\n{body}\n")
+    exe.chmod(0o755)
+    return str(exe)
+
+
+async def test_an_untrusted_fetch_is_stopped_at_its_deadline(
+    dirs: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A fetch that does not end (a crafted repo, a hung upload-pack) is killed at its deadline
+    and answers `unavailable`, saying so."""
+    g = Git(dirs / "state")
+    g.exe = _fake_git(dirs, "import time; time.sleep(3600)")
+    with pytest.raises(Unavailable, match="took longer than 120 s"):
+        await g.run("fetch", max_file=1 << 20, max_seconds=120)
+
+
+async def test_an_untrusted_fetch_runs_under_a_memory_cap(dirs: Path) -> None:
+    """What git may allocate on an untrusted fetch is capped: a run that would take more fails
+    (and a trusted one is not capped)."""
+    g = Git(dirs / "state")
+    g.exe = _fake_git(dirs, "x = bytearray(1 << 30); print(len(x))")
+    with pytest.raises(Unavailable, match="MemoryError"):
+        await g.run("fetch", max_file=1 << 20, max_memory=512 << 20)
+    assert (await g.run("fetch")).stdout.strip() == str(1 << 30).encode()
 
 
 # --- agent.toml -------------------------------------------------------------------------------
