@@ -5,6 +5,8 @@ says (lifecycle.md, Config as git)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,9 @@ import trio
 import trio.testing
 
 from hive_core.app import Hive
-from tests.helpers import call, ok
+from hive_wire.client import Connection
+from tests.helpers import SLEEPER, call, ok
+from tests.procs import agent_pids
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "manager",
@@ -206,3 +210,54 @@ class TestBusyAgent:
         status = (await ok(host, {"cmd": "agent_status"}))["agent_statuses"][0]
         assert status["running"] is True and status["deployed_sha"] == sha[:12]
         assert status["failed"] is False  # wanted running, and running
+
+
+class TestOwnRestartSetting:
+    # The daemon's default: no restart after a crash; a short back-off for the agent that asks.
+    @pytest.fixture
+    def hive_config(self) -> dict[str, Any]:
+        return {"restart_on_crash": False, "restart_backoff": 0.01}
+
+    async def test_an_agent_toml_restart_setting_restarts_it_after_a_real_crash(
+        self, hive: Hive, host: str, manager: str
+    ) -> None:
+        """alice's deployed agent.toml says `[lifecycle] restart = "on-crash"`, bob has none:
+        both killed with SIGKILL, alice runs again (a new process), bob stays down, as the
+        daemon's default says."""
+        for name in ("alice", "bob"):
+            await ok(host, {"cmd": "spawn", "name": name, "command": SLEEPER})
+        toml = f'command = {json.dumps(SLEEPER)}\n\n[lifecycle]\nrestart = "on-crash"\n'
+        sha = await propose(hive, "alice", toml, "restart on crash")
+        rid = (
+            await ok(manager, {"cmd": "request_apply_commit", "agent": "alice", "commit_ref": sha})
+        )["id"]
+        await ok(host, {"cmd": "approve", "id": rid})
+        before = {n: agent_pids(hive.paths.run, n) for n in ("alice", "bob")}
+        assert all(len(pids) == 1 for pids in before.values()), before
+        async with await Connection.open(host) as feed:
+            await feed.call({"cmd": "subscribe_events"})
+            for (pid,) in before.values():
+                os.kill(pid, signal.SIGKILL)
+            notes: dict[str, str] = {}
+            back = False  # alice running again after her crash
+            with trio.fail_after(30):
+                while len(notes) < 2 or not back:
+                    e = (await feed.read())["event"]
+                    if e["kind"] == "container_crash":
+                        notes[e["agent"]] = e["note"]
+                    elif e["kind"] == "container_state_changed" and "alice" in notes:
+                        back = back or (e["agent"] == "alice" and e["row"]["running"])
+        assert notes == {"alice": "killed by SIGKILL", "bob": "killed by SIGKILL"}
+        got = (await ok(manager, {"cmd": "recv", "max": 32}))["messages"]
+        said = {
+            b["agent"]: b["note"]
+            for b in map(json.loads, (m["body"] for m in got))
+            if b["event"] == "container_crash"
+        }
+        assert said == {
+            "alice": "killed by SIGKILL; restarting in 0.01 s",
+            "bob": "killed by SIGKILL",
+        }
+        after = agent_pids(hive.paths.run, "alice")
+        assert len(after) == 1 and after != before["alice"]
+        assert agent_pids(hive.paths.run, "bob") == []
