@@ -15,9 +15,9 @@ Rules kept here:
   event is claude's stream-json object with `kind: "stream"` added;
 - activity goes to the daemon (`activity {events}`, at most 64 a request) from a bounded buffer
   in a task of its own; what the daemon refuses (`limit`, `unknown_command`) or what cannot be
-  sent is dropped and counted, never queued without bound; only a `turn_end` that surely did
-  not reach the daemon (the connection failed before the request was written) is kept and
-  tried again, since it is the turn's cost.
+  sent is dropped and counted, never queued without bound; only a `turn_end` (the turn's cost)
+  is kept and tried again: when it surely did not reach the daemon, or when it carries a
+  `turn_id` (the daemon records a turn_id once).
 """
 
 from __future__ import annotations
@@ -253,8 +253,9 @@ class ActivityReporter:
     What the daemon refuses (`limit`, `unknown_command`, ...) is dropped and counted. What
     cannot be sent (the daemon restarting) is dropped too, except the `turn_end`s, which are
     the turns' costs: those stay at the head of the buffer and are tried again (1 s, doubling
-    to 30 s, or with the next event), unless the request may have reached the daemon (it
-    failed after being written: sent again, a turn could be counted twice)."""
+    to 30 s, or with the next event). One that may have reached the daemon (the request failed
+    after being written) is tried again only if it carries a `turn_id` (the daemon records a
+    turn_id once), never counted twice."""
 
     def __init__(self, socket: str, max_buffer: int = 1024, batch: int = 64) -> None:
         self.socket = socket
@@ -304,7 +305,7 @@ class ActivityReporter:
                             with trio.CancelScope(shield=True):
                                 await conn.aclose()
                             conn = None
-                        kept = [] if written else [e for e in events if e["kind"] == "turn_end"]
+                        kept = [e for e in events if _keep(e, written)]
                         self.dropped += len(events) - len(kept)
                         log.info(
                             "activity not sent (%s); dropped %d, kept %d turn_end(s)",
@@ -322,3 +323,9 @@ class ActivityReporter:
             if conn is not None:
                 with trio.CancelScope(shield=True):
                     await conn.aclose()
+
+
+def _keep(event: dict[str, Any], written: bool) -> bool:
+    """Whether an activity event whose request failed is sent again: a `turn_end` (a turn's
+    cost) that surely did not arrive, or that the daemon would record once anyway."""
+    return event["kind"] == "turn_end" and (not written or "turn_id" in event)

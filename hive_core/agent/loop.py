@@ -307,6 +307,7 @@ class Harness:
                 cost_usd=s.cost_usd,
                 model=s.model,
                 message_ids=ids or None,
+                turn_id=secrets.token_hex(16),
             )
         )
         loose, reminders = await self._counts()

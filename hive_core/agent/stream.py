@@ -85,6 +85,7 @@ class TurnEnd(Activity):
     cost_usd: float | None = None
     model: str | None = None
     message_ids: list[int] | None = None  # the messages that woke the turn: its thread's cost
+    turn_id: str | None = None  # the harness's id of the turn: a report sent twice counts once
 
 
 @attrs.frozen(kw_only=True)

@@ -38,6 +38,7 @@ KEEP = 2000
 RATE = 200.0  # events per second, sustained
 BURST = 1000.0
 SOURCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+TURN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 RESULT_KINDS = {"ok", "failed", "prompt_too_long", "rate_limited", "timeout"}
 STATES = {"idle", "thinking", "compacting", "rate_limited"}
 
@@ -56,6 +57,7 @@ FIELDS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "cost_usd": ((int, float), False),
         "model": (str, False),
         "message_ids": (list, False),
+        "turn_id": (str, False),
     },
     "state": {"state": (str, True)},
 }
@@ -95,6 +97,8 @@ def _clean(index: int, raw: Any) -> dict[str, Any]:
         out["usage"] = {k: usage[k] for k in USAGE_KEYS if type(usage.get(k)) is int}
         if not all(0 <= v < BIG for v in out["usage"].values()):
             raise BadRequest(f"{where}.usage: token counts are 0 to {BIG - 1}")
+    if kind == "turn_end" and "turn_id" in out and not TURN_ID.fullmatch(out["turn_id"]):
+        raise BadRequest(f"{where}.turn_id: expected 1 to 64 letters, digits, '-' or '_'")
     if kind == "state" and out["state"] not in STATES:
         raise BadRequest(f"{where}.state: expected one of {', '.join(sorted(STATES))}")
     for key in ("message_ids",):
@@ -185,6 +189,7 @@ class Activity:
                         + usage.get("cache_read_tokens", 0)
                         + usage.get("cache_creation_tokens", 0),
                         woken_by=event.get("message_ids") or [],
+                        turn_id=event.get("turn_id"),
                     )
                 )
         if turns:

@@ -255,6 +255,18 @@ def _v7_budget_stop_keeps_the_operators_pause(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE budget_stops ADD COLUMN was_paused INTEGER NOT NULL DEFAULT 0")
 
 
+def _v8_turn_ids(conn: sqlite3.Connection) -> None:
+    # The harness's own id of a turn (`turn_end` `turn_id`): a report sent again (its answer was
+    # lost) is recorded once.
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(turns)")}
+    if "turn_id" not in columns:
+        conn.execute("ALTER TABLE turns ADD COLUMN turn_id TEXT")
+    conn.execute(
+        "CREATE UNIQUE INDEX IF NOT EXISTS turns_turn_id ON turns(agent, turn_id) "
+        "WHERE turn_id IS NOT NULL"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_broker_and_agents,
     _v2_queues,
@@ -263,6 +275,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v5_event_snapshots,
     _v6_costs,
     _v7_budget_stop_keeps_the_operators_pause,
+    _v8_turn_ids,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -1,7 +1,8 @@
 """SQL of the `turns` table: one row per finished agent turn (from `turn_end` activity).
 
 Rules kept here:
-- a row is written once and never updated; `woken_by` is the JSON list of the message ids the
+- a row is written once and never updated (a `turn_id` seen before for the agent is skipped,
+  its per-day sums too); `woken_by` is the JSON list of the message ids the
   turn was woken by; `thread` the first message of the first one's `in_reply_to` chain (the
   thread the turn is charged to); the per-day rollup (`turn_days`) is written with it;
 - the vacuum deletes rows older than the retention (90 days by default), never newer ones.
@@ -30,6 +31,7 @@ class TurnRow(NamedTuple):
     cost_usd: float
     context_tokens: int | None
     woken_by: list[int]
+    turn_id: str | None = None  # the harness's id: a second report of it is not a second turn
 
 
 def insert_many(conn: sqlite3.Connection, rows: list[TurnRow]) -> None:
@@ -37,12 +39,15 @@ def insert_many(conn: sqlite3.Connection, rows: list[TurnRow]) -> None:
     summed into the per-day rollup in the same transaction."""
     for r in rows:
         thread = costs.thread_of(conn, r.woken_by[0]) if r.woken_by else None
-        conn.execute(
-            "INSERT INTO turns (agent, ended_at, ok, result_kind, duration_ms, model, "
+        added = conn.execute(
+            "INSERT OR IGNORE INTO turns (agent, ended_at, ok, result_kind, duration_ms, model, "
             "input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, cost_usd, "
-            "context_tokens, woken_by, thread) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (*r[:12], json.dumps(r.woken_by) if r.woken_by else None, thread),
-        )
+            "context_tokens, woken_by, thread, turn_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*r[:12], json.dumps(r.woken_by) if r.woken_by else None, thread, r.turn_id),
+        ).rowcount
+        if not added:  # this turn_id was recorded already
+            continue
         costs.add_to_days(
             conn,
             r.agent,

@@ -269,3 +269,47 @@ async def test_a_turn_end_that_could_not_be_sent_is_kept_and_sent_later(
     assert [r["events"] for r in server.requests] == [[end.wire()]]
     assert (reporter.sent, reporter.dropped) == (1, 1)
     shutil.rmtree(short)
+
+
+async def test_a_turn_end_whose_answer_was_lost_is_sent_again_only_with_its_turn_id(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The daemon reads the request and goes away before answering: a `turn_end` with a
+    `turn_id` is sent again (the daemon records a turn_id once), one without is dropped (it
+    may have been recorded: sent again it could count twice)."""
+    short = tempfile.mkdtemp(prefix="hcw", dir="/tmp")
+    path = os.path.join(short, "a.sock")
+    usage = {"input_tokens": 5}
+    with_id = claude.TurnEnd(ok=True, result_kind="ok", duration_ms=1, usage=usage, turn_id="t1")
+    without = claude.TurnEnd(ok=True, result_kind="ok", duration_ms=2, usage=usage)
+    lines: list[dict[str, Any]] = []
+    answered = trio.Event()
+
+    async def daemon(*, task_status: trio.TaskStatus[None]) -> None:
+        sock = trio.socket.socket(trio.socket.AF_UNIX)
+        await sock.bind(path)
+        sock.listen()
+        task_status.started()
+        async with trio.SocketListener(sock) as listener:
+            first = await listener.accept()  # reads the request, then is gone without answer
+            lines.append(json.loads(await first.receive_some(65536)))
+            await first.aclose()
+            async with await listener.accept() as again:
+                lines.append(json.loads(await again.receive_some(65536)))
+                await again.send_all(encode_line({"ok": True, "accepted": 1}))
+                answered.set()
+                await trio.sleep_forever()
+
+    reporter = ActivityReporter(path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(daemon)
+        reporter.add(with_id)
+        reporter.add(without)
+        nursery.start_soon(reporter.run)
+        with trio.fail_after(60):
+            await answered.wait()
+            await reporter.flushed()
+        nursery.cancel_scope.cancel()
+    assert [r["events"] for r in lines] == [[with_id.wire(), without.wire()], [with_id.wire()]]
+    assert (reporter.sent, reporter.dropped) == (1, 1)
+    shutil.rmtree(short)

@@ -488,3 +488,20 @@ async def test_rows_the_lifecycle_publishes_carry_the_cost_keys(hive: Hive) -> N
     assert rows[0]["status_text"] == "reading" and len(rows) >= 2
     assert all(r["cost_usd"] == pytest.approx(0.25) for r in rows), rows
     assert all(r["context_tokens"] == 1000 for r in rows), rows
+
+
+async def test_a_turn_end_sent_twice_with_its_turn_id_counts_once(hive: Hive) -> None:
+    """A harness that sends a `turn_end` again (the answer to the first was lost) with the same
+    `turn_id` has one turn recorded: costs and the per-day sums count it once. Another id, or
+    none, is another turn."""
+    await spawn_idle(hive, "alice")
+    sock = agent_sock(hive, "alice")
+    once = {**turn_end(0.40), "turn_id": "t-1"}
+    for events in ([once], [once], [{**turn_end(0.10), "turn_id": "t-2"}], [turn_end(0.01)]):
+        assert (await ok(sock, {"cmd": "activity", "events": events}))["accepted"] == 1
+    (alice,) = (await costs(hive))["agents"]
+    assert alice["turns"] == 3 and alice["cost_usd"] == pytest.approx(0.51)
+    assert alice["last_24h"]["turns"] == 3  # the per-day sums
+    assert alice["last_24h"]["cost_usd"] == pytest.approx(0.51)
+    bad = {**turn_end(0.1), "turn_id": "no spaces/here"}
+    assert await refused(sock, {"cmd": "activity", "events": [bad]}) == "bad_request"
