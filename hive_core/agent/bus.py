@@ -257,9 +257,12 @@ class ActivityReporter:
     after being written) is tried again only if it carries a `turn_id` (the daemon records a
     turn_id once), never counted twice."""
 
-    def __init__(self, socket: str, max_buffer: int = 1024, batch: int = 64) -> None:
+    def __init__(
+        self, socket: str, max_buffer: int = 1024, batch: int = 64, keep: Path | None = None
+    ) -> None:
         self.socket = socket
         self.max_buffer, self.batch = max_buffer, batch
+        self.keep = keep  # where unsent turn_ends wait for the next start (`run` reads it)
         self.sent = self.dropped = 0
         self._buf: deque[dict[str, Any]] = deque()
         self._wake = trio.Event()
@@ -281,6 +284,7 @@ class ActivityReporter:
     async def run(self) -> None:
         conn: Connection | None = None
         retry = 0.0  # seconds before kept turn_ends are tried again (0: none kept)
+        self._reload()
         try:
             while True:
                 with trio.move_on_after(retry or math.inf):
@@ -320,9 +324,39 @@ class ActivityReporter:
                 if not self._buf:
                     self._idle.set()
         finally:
+            self._save()
             if conn is not None:
                 with trio.CancelScope(shield=True):
                     await conn.aclose()
+
+    def _save(self) -> None:
+        """The turn_ends still unsent, to `keep` for the next start (best effort)."""
+        ends = [e for e in self._buf if e["kind"] == "turn_end"]
+        if self.keep is None or not ends:
+            return
+        try:
+            tmp = self.keep.with_name(self.keep.name + ".tmp")
+            tmp.write_text(json.dumps(ends))
+            tmp.replace(self.keep)
+            log.info("activity: %d unsent turn_end(s) kept in %s", len(ends), self.keep)
+        except OSError as e:
+            log.warning("activity: %d turn_end(s) lost: %s", len(ends), e)
+
+    def _reload(self) -> None:
+        """The turn_ends a previous run kept, first in the buffer (best effort)."""
+        if self.keep is None or not self.keep.is_file():
+            return
+        try:
+            ends = json.loads(self.keep.read_text())
+            self.keep.unlink()
+        except (OSError, ValueError) as e:
+            log.warning("activity: cannot read %s: %s", self.keep, e)
+            return
+        kept = [e for e in ends if isinstance(e, dict) and e.get("kind") == "turn_end"]
+        self._buf.extendleft(reversed(kept[: self.max_buffer]))
+        if self._buf:
+            self._idle = trio.Event()
+            self._wake.set()
 
 
 def _keep(event: dict[str, Any], written: bool) -> bool:

@@ -57,6 +57,7 @@ SESSION_MARKER = "hive-claude-session"  # a session exists: the next turn uses -
 NEW_SESSION_MARKER = "new-session"  # anyone may create it: the next turn starts fresh
 PID_FILE = "hive-claude.pid"
 MCP_CONFIG = "hive-mcp.json"
+UNSENT_FILE = "unsent-turn-ends.json"  # turn_ends not sent when the harness stopped
 
 
 class Harness:
@@ -65,7 +66,7 @@ class Harness:
         self.state = opts.state_dir
         self.bus = busmod.EventBus(self.state / "hyperhive-events.sqlite")
         self.stats = TurnStats(self.state / STATS_FILE)
-        self.reporter = busmod.ActivityReporter(opts.socket)
+        self.reporter = busmod.ActivityReporter(opts.socket, keep=self.state / UNSENT_FILE)
         self.token = secrets.token_hex(8)
         self.notes: list[str] = []
         self.stopping = False

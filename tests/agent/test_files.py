@@ -313,3 +313,34 @@ async def test_a_turn_end_whose_answer_was_lost_is_sent_again_only_with_its_turn
     assert [r["events"] for r in lines] == [[with_id.wire(), without.wire()], [with_id.wire()]]
     assert (reporter.sent, reporter.dropped) == (1, 1)
     shutil.rmtree(short)
+
+
+async def test_turn_ends_unsent_at_a_stop_are_sent_by_the_next_start(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The harness stops while the daemon is away: its unsent `turn_end`s go to a file in its
+    state dir, and the next harness sends them first (the rest of the activity is dropped)."""
+    short = tempfile.mkdtemp(prefix="hcs", dir="/tmp")
+    path = os.path.join(short, "a.sock")
+    keep = tmp_path / "unsent-turn-ends.json"
+    end = claude.TurnEnd(ok=True, result_kind="ok", duration_ms=3, usage={}, turn_id="t9")
+    first = ActivityReporter(path, keep=keep)
+    first.add(claude.ToolUse(tool="Read"))
+    first.add(end)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(first.run)
+        await trio.testing.wait_all_tasks_blocked()  # tried: nobody at the socket
+        nursery.cancel_scope.cancel()  # the harness stops
+    assert json.loads(keep.read_text()) == [end.wire()]
+    server = StandInSocket([{"ok": True, "accepted": 1}])
+    second = ActivityReporter(path, keep=keep)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve, path)
+        nursery.start_soon(second.run)
+        with trio.fail_after(60):
+            await server.answered.wait()
+            await second.flushed()
+        nursery.cancel_scope.cancel()
+    assert [r["events"] for r in server.requests] == [[end.wire()]]
+    assert not keep.exists()
+    shutil.rmtree(short)
