@@ -204,6 +204,18 @@ class StandInSocket:
                             self.answered.set()
 
 
+async def serve_until_flushed(server: StandInSocket, path: str, reporter: ActivityReporter) -> None:
+    """Run `reporter` against `server` until the server gave its answers and the reporter's
+    buffer is empty."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve, path)
+        nursery.start_soon(reporter.run)
+        with trio.fail_after(60):
+            await server.answered.wait()
+            await reporter.flushed()
+        nursery.cancel_scope.cancel()
+
+
 async def test_activity_goes_in_batches_of_64_and_refusals_are_dropped() -> None:
     short = tempfile.mkdtemp(prefix="hca", dir="/tmp")  # a unix socket path is short
     path = os.path.join(short, "a.sock")
@@ -216,13 +228,7 @@ async def test_activity_goes_in_batches_of_64_and_refusals_are_dropped() -> None
     for i in range(64 * 3 + 2 + 10):  # 10 past the buffer: dropped at once
         reporter.add(claude.ToolUse(tool=f"t{i}"))
     assert reporter.dropped == 10
-    async with trio.open_nursery() as nursery:
-        await nursery.start(server.serve, path)
-        nursery.start_soon(reporter.run)
-        with trio.fail_after(30):
-            await server.answered.wait()
-            await reporter.flushed()
-        nursery.cancel_scope.cancel()
+    await serve_until_flushed(server, path, reporter)
     assert [len(r["events"]) for r in server.requests] == [64, 64, 64, 2]
     assert all(r["cmd"] == "activity" for r in server.requests)
     assert server.requests[0]["events"][0] == {"kind": "tool_use", "tool": "t0"}
@@ -334,13 +340,7 @@ async def test_turn_ends_unsent_at_a_stop_are_sent_by_the_next_start(
     assert json.loads(keep.read_text()) == [end.wire()]
     server = StandInSocket([{"ok": True, "accepted": 1}])
     second = ActivityReporter(path, keep=keep)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(server.serve, path)
-        nursery.start_soon(second.run)
-        with trio.fail_after(60):
-            await server.answered.wait()
-            await second.flushed()
-        nursery.cancel_scope.cancel()
+    await serve_until_flushed(server, path, second)
     assert [r["events"] for r in server.requests] == [[end.wire()]]
     assert not keep.exists()
     shutil.rmtree(short)
