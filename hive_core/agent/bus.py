@@ -302,8 +302,15 @@ class ActivityReporter:
                         self.sent += len(events)
                         retry = 0.0
                     except WireError as e:
-                        self.dropped += len(events)
+                        # Over the rate, the batch is refused whole; its turn_ends (never counted
+                        # against the rate) go again at once, alone.
+                        kept = [x for x in events if e.code == "limit" and x["kind"] == "turn_end"]
+                        self.dropped += len(events) - len(kept)
+                        self._buf.extendleft(reversed(kept))
                         log.debug("activity refused code=%s error=%s", e.code, e)
+                    except trio.Cancelled:  # the harness stops: what may be unsent is kept
+                        self._buf.extendleft(reversed([x for x in events if _keep(x, written)]))
+                        raise
                     except (OSError, EOFError, trio.BrokenResourceError, trio.TooSlowError) as e:
                         if conn is not None:
                             with trio.CancelScope(shield=True):

@@ -309,6 +309,7 @@ class Harness:
                 model=s.model,
                 message_ids=ids or None,
                 turn_id=secrets.token_hex(16),
+                ended_at=time.time(),
             )
         )
         loose, reminders = await self._counts()

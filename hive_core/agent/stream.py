@@ -86,6 +86,7 @@ class TurnEnd(Activity):
     model: str | None = None
     message_ids: list[int] | None = None  # the messages that woke the turn: its thread's cost
     turn_id: str | None = None  # the harness's id of the turn: a report sent twice counts once
+    ended_at: float | None = None  # unix seconds: a report kept while the daemon was away is late
 
 
 @attrs.frozen(kw_only=True)

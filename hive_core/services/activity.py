@@ -58,12 +58,13 @@ FIELDS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "model": (str, False),
         "message_ids": (list, False),
         "turn_id": (str, False),
+        "ended_at": ((int, float), False),
     },
     "state": {"state": (str, True)},
 }
 BIG = 2**53  # counts and ids: what a JSON number holds exactly (and SQLite's INTEGER)
 COST_MAX = 1e6  # dollars of one turn
-LIMITS = {"duration_ms": float(BIG), "cost_usd": COST_MAX}  # numbers: 0 <= n < limit
+LIMITS = {"duration_ms": float(BIG), "cost_usd": COST_MAX, "ended_at": float(BIG)}  # 0 <= n < limit
 MAX_SOURCES = 64  # hook sessions remembered at once (the oldest forgotten first)
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")
 
@@ -166,36 +167,20 @@ class Activity:
         if not bucket.take(sum(e["kind"] != "turn_end" for e in cleaned)):
             raise Limit(f"activity: more than {RATE:.0f} events a second; dropped")
         keep = self.recent.get(who) or self.recent.setdefault(who, deque(maxlen=KEEP))
-        turns = []
         at = now()
+        ends: list[tuple[dict[str, Any], sql.TurnRow | None]] = []
         for event in cleaned:
-            keep.append(self.events.publish(ev.AgentActivity(agent=who, activity=event)))
-            if event["kind"] == "turn_end" and self.is_agent(who):
-                usage = event["usage"]
-                turns.append(
-                    sql.TurnRow(
-                        agent=who,
-                        ended_at=at,
-                        ok=event["ok"],
-                        result_kind=event["result_kind"],
-                        duration_ms=event["duration_ms"],
-                        model=event.get("model"),
-                        input_tokens=usage.get("input_tokens", 0),
-                        output_tokens=usage.get("output_tokens", 0),
-                        cache_read_tokens=usage.get("cache_read_tokens", 0),
-                        cache_creation_tokens=usage.get("cache_creation_tokens", 0),
-                        cost_usd=float(event.get("cost_usd") or 0.0),
-                        context_tokens=usage.get("input_tokens", 0)
-                        + usage.get("cache_read_tokens", 0)
-                        + usage.get("cache_creation_tokens", 0),
-                        woken_by=event.get("message_ids") or [],
-                        turn_id=event.get("turn_id"),
-                    )
-                )
-        if turns:
-            await self.store.run(_record_turns, turns, who, at)
-            if self.recorded is not None:
-                await self.recorded(who)
+            if event["kind"] == "turn_end":  # published once recorded (a repeat is not news)
+                ends.append((event, _turn_row(who, event, at) if self.is_agent(who) else None))
+            else:
+                keep.append(self.events.publish(ev.AgentActivity(agent=who, activity=event)))
+        rows = [row for _, row in ends if row is not None]
+        added = iter(await self.store.run(_record_turns, rows, who, at) if rows else [])
+        for event, row in ends:
+            if row is None or next(added):
+                keep.append(self.events.publish(ev.AgentActivity(agent=who, activity=event)))
+        if rows and self.recorded is not None:
+            await self.recorded(who)
         return len(cleaned)
 
     def history(self, who: str, limit: int = KEEP) -> list[dict[str, Any]]:
@@ -211,6 +196,32 @@ class Activity:
         return removed
 
 
-def _record_turns(conn: Any, rows: list[sql.TurnRow], who: str, at: float) -> None:
-    sql.insert_many(conn, rows)
-    agents_sql.touch_turn(conn, who, at)
+def _record_turns(conn: Any, rows: list[sql.TurnRow], who: str, at: float) -> list[bool]:
+    added = sql.insert_many(conn, rows)
+    if any(added):
+        agents_sql.touch_turn(conn, who, max(r.ended_at for r in rows))
+    return added
+
+
+def _turn_row(who: str, event: dict[str, Any], at: float) -> sql.TurnRow:
+    """The `turns` row of a checked `turn_end`: it ended at its `ended_at` (a report kept by
+    the harness while the daemon was away arrives late), never later than now."""
+    usage = event["usage"]
+    return sql.TurnRow(
+        agent=who,
+        ended_at=min(float(event.get("ended_at", at)), at),
+        ok=event["ok"],
+        result_kind=event["result_kind"],
+        duration_ms=event["duration_ms"],
+        model=event.get("model"),
+        input_tokens=usage.get("input_tokens", 0),
+        output_tokens=usage.get("output_tokens", 0),
+        cache_read_tokens=usage.get("cache_read_tokens", 0),
+        cache_creation_tokens=usage.get("cache_creation_tokens", 0),
+        cost_usd=float(event.get("cost_usd") or 0.0),
+        context_tokens=usage.get("input_tokens", 0)
+        + usage.get("cache_read_tokens", 0)
+        + usage.get("cache_creation_tokens", 0),
+        woken_by=event.get("message_ids") or [],
+        turn_id=event.get("turn_id"),
+    )

@@ -16,6 +16,7 @@ Rules kept here:
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +32,8 @@ from hive_core.store.db import Store, light
 from hive_wire import events as ev
 from hive_wire.errors import BadRequest, NotFound, TooLarge
 from hive_wire.names import check_agent_name
+
+log = logging.getLogger(__name__)
 
 MANAGER = "manager"
 OPERATOR = "operator"
@@ -158,7 +161,10 @@ class Broker:
                 with trio.CancelScope(shield=True):
                     await waiter.settled.wait()
                 if waiter.rows:
-                    await self.unpop(who, waiter.rows, waiter.at)
+                    try:
+                        await self.unpop(who, waiter.rows, waiter.at)
+                    except Exception:  # the database is gone: the rows' lease brings them back
+                        log.exception("could not put back rows popped for %s", who)
             raise
         self._leave(who, waiter=waiter, waiting=waiting)
         if waiter.settled is not None and not waiter.settled.is_set():

@@ -79,20 +79,25 @@ class Crashes:
         """Wait up to `seconds` for the processes of `names` (each `watching`) to exit; how
         each that is not running then ended. Woken by the backend's exit reports, not by
         polling: the wait ends early only if every one of them exited."""
-        events = [self._exited.setdefault(n, trio.Event()) for n in names]
+        events = {n: self._exited.setdefault(n, trio.Event()) for n in names}
         try:
             with trio.move_on_after(seconds):
-                for event in events:
+                for event in events.values():
                     await event.wait()
         finally:
             for n in names:
                 self._exited.pop(n, None)
         running = await self.lc.backend.running()
-        return {n: self.lc.exits.get(n, "exited") for n in names if n not in running}
+        # An exit reported in the window counts even if the restart policy started it again.
+        return {
+            n: self.lc.exits.get(n, "exited")
+            for n, event in events.items()
+            if event.is_set() or n not in running
+        }
 
     def watching(self, name: str) -> None:
         """Start listening for `name`'s exit before its process starts (for `wait_settled`)."""
-        self._exited[name] = trio.Event()
+        self._exited.setdefault(name, trio.Event())
 
     def unwatch(self, name: str) -> None:
         """Stop listening (its start failed: there is nothing to wait for)."""

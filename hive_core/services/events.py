@@ -173,8 +173,7 @@ class EventChannel:
     # --- subscribing ------------------------------------------------------------------------
     def history(self, since_seq: int = 0, limit: int | None = None) -> list[Event]:
         """The recent events in memory after `since_seq` (the last `limit` of them)."""
-        events = _after(reversed(self._recent), since_seq)
-        return events[-limit:] if limit else events
+        return _after(reversed(self._recent), since_seq, limit)
 
     @contextmanager
     def subscribe(self, since_seq: int | None = None) -> Iterator[Subscriber]:
@@ -341,12 +340,12 @@ def _write(
         sql.insert_snapshot(conn, seq, at, agents)
 
 
-def _after(newest_first: Iterable[Event], after: int) -> list[Event]:
-    """The events with a `seq` above `after`, oldest first, read from events newest first up to
-    the first at or below it: the cost is what is returned, not the whole history kept."""
-    out = []
+def _after(newest_first: Iterable[Event], after: int, limit: int | None = None) -> list[Event]:
+    """The events with a `seq` above `after` (the newest `limit` of them), oldest first, read
+    from events newest first: the cost is what is returned, not the whole history kept."""
+    out: list[Event] = []
     for e in newest_first:
-        if e["seq"] <= after:
+        if e["seq"] <= after or len(out) == limit:
             break
         out.append(e)
     out.reverse()

@@ -161,17 +161,19 @@ class Lifecycle:
         }
         failures: list[tuple[str, WireError]] = []
         started = []
+        settling = bool(settle) and verb in ("start", "restart")
         for n in names:
             try:
-                if settle and verb in ("start", "restart"):
+                if settling:
                     self.crashes.watching(n)
                 await action[verb](n)
                 started.append(n)
             except WireError as e:
-                self.crashes.unwatch(n)
+                if settling:
+                    self.crashes.unwatch(n)
                 failures.append((n, e))
-        if settle and verb in ("start", "restart"):
-            ended = await self.crashes.wait_settled(started, settle)
+        if settling:
+            ended = await self.crashes.wait_settled(started, settle or 0)
             failures += [(n, _ended_at_once(n, verb, how)) for n, how in ended.items()]
         if failures:
             first = failures[0][1]
@@ -354,6 +356,6 @@ def _check_settle(settle: float | None) -> None:
 def _ended_at_once(name: str, done: str, how: str) -> Unavailable:
     done = {"start": "started", "restart": "restarted"}.get(done, done)
     return Unavailable(
-        f'agent "{name}" was {done} but its process ended at once ({how}); it stays, '
-        f"stopped: see `hive-core logs {name}`"
+        f'agent "{name}" was {done} but its process ended at once ({how}): see '
+        f"`hive-core logs {name}`"
     )

@@ -34,9 +34,11 @@ class TurnRow(NamedTuple):
     turn_id: str | None = None  # the harness's id: a second report of it is not a second turn
 
 
-def insert_many(conn: sqlite3.Connection, rows: list[TurnRow]) -> None:
+def insert_many(conn: sqlite3.Connection, rows: list[TurnRow]) -> list[bool]:
     """The rows, each charged to its thread (`costs.thread_of` its first waking message) and
-    summed into the per-day rollup in the same transaction."""
+    summed into the per-day rollup in the same transaction; for each, whether it was added (not
+    a `turn_id` of its agent recorded before)."""
+    out: list[bool] = []
     for r in rows:
         thread = costs.thread_of(conn, r.woken_by[0]) if r.woken_by else None
         added = conn.execute(
@@ -46,6 +48,7 @@ def insert_many(conn: sqlite3.Connection, rows: list[TurnRow]) -> None:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (*r[:12], json.dumps(r.woken_by) if r.woken_by else None, thread, r.turn_id),
         ).rowcount
+        out.append(bool(added))
         if not added:  # this turn_id was recorded already
             continue
         costs.add_to_days(
@@ -61,6 +64,7 @@ def insert_many(conn: sqlite3.Connection, rows: list[TurnRow]) -> None:
                 r.cost_usd,
             ),
         )
+    return out
 
 
 def vacuum(conn: sqlite3.Connection, older_than: float) -> int:

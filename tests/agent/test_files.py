@@ -344,3 +344,55 @@ async def test_turn_ends_unsent_at_a_stop_are_sent_by_the_next_start(
     assert [r["events"] for r in server.requests] == [[end.wire()]]
     assert not keep.exists()
     shutil.rmtree(short)
+
+
+async def test_a_turn_end_in_a_batch_refused_for_the_rate_goes_again_alone() -> None:
+    """Over the rate the daemon refuses a batch whole (`limit`); the turn's cost in it is not
+    lost: the turn_end goes again at once, alone (the rate never counts a turn_end)."""
+    short = tempfile.mkdtemp(prefix="hcl", dir="/tmp")
+    path = os.path.join(short, "a.sock")
+    refused = {"ok": False, "code": "limit", "error": "too many events"}
+    server = StandInSocket([refused, {"ok": True, "accepted": 1}])
+    end = claude.TurnEnd(ok=True, result_kind="ok", duration_ms=4, usage={}, turn_id="t4")
+    reporter = ActivityReporter(path)
+    reporter.add(claude.ToolUse(tool="Bash"))
+    reporter.add(end)
+    await serve_until_flushed(server, path, reporter)
+    assert [r["events"] for r in server.requests] == [
+        [{"kind": "tool_use", "tool": "Bash"}, end.wire()],
+        [end.wire()],
+    ]
+    assert (reporter.sent, reporter.dropped) == (1, 1)
+    shutil.rmtree(short)
+
+
+async def test_a_turn_end_in_flight_when_the_harness_stops_is_kept(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The daemon took the request and never answers; the harness stops meanwhile: the
+    turn_end (it has a turn_id, so a second report is harmless) waits in the keep file."""
+    short = tempfile.mkdtemp(prefix="hcf", dir="/tmp")
+    path = os.path.join(short, "a.sock")
+    keep = tmp_path / "unsent-turn-ends.json"
+    end = claude.TurnEnd(ok=True, result_kind="ok", duration_ms=5, usage={}, turn_id="t5")
+    got = trio.Event()
+
+    async def mute(*, task_status: trio.TaskStatus[None]) -> None:
+        sock = trio.socket.socket(trio.socket.AF_UNIX)
+        await sock.bind(path)
+        sock.listen()
+        task_status.started()
+        async with trio.SocketListener(sock) as listener, await listener.accept() as stream:
+            await stream.receive_some(65536)
+            got.set()
+            await trio.sleep_forever()
+
+    reporter = ActivityReporter(path, keep=keep)
+    reporter.add(end)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(mute)
+        nursery.start_soon(reporter.run)
+        await got.wait()
+        nursery.cancel_scope.cancel()  # the harness stops
+    assert json.loads(keep.read_text()) == [end.wire()]
+    shutil.rmtree(short)

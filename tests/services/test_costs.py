@@ -505,3 +505,28 @@ async def test_a_turn_end_sent_twice_with_its_turn_id_counts_once(hive: Hive) ->
     assert alice["last_24h"]["cost_usd"] == pytest.approx(0.51)
     bad = {**turn_end(0.1), "turn_id": "no spaces/here"}
     assert await refused(sock, {"cmd": "activity", "events": [bad]}) == "bad_request"
+
+
+async def test_a_late_turn_end_is_charged_when_it_ended(hive: Hive) -> None:
+    """A `turn_end` kept by its harness while the daemon was away arrives late: it is charged at
+    its `ended_at` (never later than now), so it lands in the day it was spent; a repeated one
+    is not shown again on the live stream either."""
+    await spawn_idle(hive, "alice")
+    sock = agent_sock(hive, "alice")
+    old = {**turn_end(0.30), "turn_id": "old", "ended_at": now() - 3 * 86400}
+    future = {**turn_end(0.02), "turn_id": "future", "ended_at": now() + 86400}
+    async with await Connection.open(str(hive.paths.host_socket)) as feed:
+        await feed.call({"cmd": "subscribe_events"})
+        for events in ([old], [old], [future]):
+            assert (await ok(sock, {"cmd": "activity", "events": events}))["accepted"] == 1
+        seen = []
+        with trio.fail_after(10):
+            while len(seen) < 2:
+                e = (await feed.read())["event"]
+                if e["kind"] == "agent_activity" and e["activity"]["kind"] == "turn_end":
+                    seen.append(e["activity"]["turn_id"])
+        assert seen == ["old", "future"]  # the repeat of `old` was not published
+    (alice,) = (await costs(hive))["agents"]
+    assert alice["turns"] == 2 and alice["cost_usd"] == pytest.approx(0.32)
+    assert alice["last_24h"]["cost_usd"] == pytest.approx(0.02)  # `future` is charged now
+    assert alice["last_7d"]["cost_usd"] == pytest.approx(0.32)

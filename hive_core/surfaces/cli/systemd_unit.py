@@ -47,12 +47,12 @@ _HIDDEN = {
 }
 
 
-def _hidden_by(path: str) -> tuple[str, str] | None:
-    """(the root, the directive) if the unit's sandbox hides `path` (or where it leads)."""
+def _hidden_by(path: str) -> tuple[str, str, str] | None:
+    """(the path or where it leads, the root, the directive) if the unit's sandbox hides it."""
     for p in dict.fromkeys([path, os.path.realpath(path)]):
         for root, directive in _HIDDEN.items():
             if p == root or p.startswith(root + "/"):
-                return root, directive
+                return p, root, directive
     return None
 
 
@@ -62,8 +62,8 @@ def _runnable(executable: str, what: str = "the executable") -> str:
     hidden = _hidden_by(executable)
     if hidden is not None:
         raise ValueError(
-            f"{what} {executable} is under {hidden[0]}, which the unit hides from the "
-            f"service ({hidden[1]}): it would fail to start (203/EXEC). Install "
+            f"{what} {hidden[0]} is under {hidden[1]}, which the unit hides from the "
+            f"service ({hidden[2]}): it would fail to start (203/EXEC). Install "
             "hive-core where a service can run it, e.g. `python3 -m venv /opt/hive-core "
             "&& /opt/hive-core/bin/pip install <checkout>`, then run "
             "`/opt/hive-core/bin/hive-core systemd-unit` (or pass --executable)"
@@ -77,8 +77,8 @@ def _readable(config: str) -> None:
     hidden = _hidden_by(config)
     if hidden is not None:
         raise ValueError(
-            f"the config file {config} is under {hidden[0]}, which the unit hides from the "
-            f"service ({hidden[1]}): the daemon could not read it. Put it where a "
+            f"the config file {hidden[0]} is under {hidden[1]}, which the unit hides from the "
+            f"service ({hidden[2]}): the daemon could not read it. Put it where a "
             "service can, e.g. /etc/hive-core/config.toml"
         )
 

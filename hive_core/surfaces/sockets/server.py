@@ -264,8 +264,10 @@ class SocketServer:
             nursery.start_soon(_watch, sock, nursery.cancel_scope)
             try:
                 got = await _run(surface, poll.cmd, poll.handler, poll.request)
-                if isinstance(got, Feed):
-                    raise Internal(f"{poll.cmd}: a long-poll cannot become a feed")
+                if isinstance(got, Feed):  # no verb does; answered as any bug is
+                    got = _refusal(
+                        RuntimeError(f"{poll.cmd}: a long-poll became a feed"), poll.cmd, surface
+                    )
                 await _write(sock, got)
                 answer = got
             except trio.Cancelled:
