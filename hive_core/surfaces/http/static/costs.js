@@ -11,8 +11,8 @@
 //   days (the daemon's budget days are UTC days); a day's cost is the difference of two of them.
 //   The oldest also asks `by_thread` (the week's threads).
 // - Agents without a turn in 30 days are counted, not listed.
-// - The answer's budgets fill the rows that have none yet (a row published at spawn or start
-//   carries no cost keys; the snapshot's and the post-turn rows do): see dashboard.js.
+// - The answer's budgets fill the rows that have none yet (every status row carries the cost
+//   keys now, but a page may hold an older row): see dashboard.js.
 
 import { call } from "./api.js";
 import { h, budgetBar, clock, money } from "./ui.js";
@@ -49,9 +49,12 @@ export class CostPanel {
     this.fetch();
   }
 
-  // A status row arrived: refresh if it says today's cost is not what the panel shows.
+  // A status row arrived: refresh if it is an agent the panel has not seen (a spawn: it counts
+  // among the quiet ones), or if it says today's cost is not what the panel shows.
   rowChanged(row) {
-    if (!row || typeof row.cost_usd !== "number") return;
+    if (!row) return;
+    if (this.data && !this.today.has(row.name)) { this.want(); return; }
+    if (typeof row.cost_usd !== "number") return;
     if (Math.abs((this.today.get(row.name) ?? 0) - row.cost_usd) > 1e-7) this.want();
   }
 
