@@ -175,7 +175,7 @@ class Activity:
             else:
                 keep.append(self.events.publish(ev.AgentActivity(agent=who, activity=event)))
         rows = [row for _, row in ends if row is not None]
-        added = iter(await self.store.run(_record_turns, rows, who, at) if rows else [])
+        added = iter(await self.store.run(_record_turns, rows, who) if rows else [])
         for event, row in ends:
             if row is None or next(added):
                 keep.append(self.events.publish(ev.AgentActivity(agent=who, activity=event)))
@@ -196,7 +196,7 @@ class Activity:
         return removed
 
 
-def _record_turns(conn: Any, rows: list[sql.TurnRow], who: str, at: float) -> list[bool]:
+def _record_turns(conn: Any, rows: list[sql.TurnRow], who: str) -> list[bool]:
     added = sql.insert_many(conn, rows)
     if any(added):
         agents_sql.touch_turn(conn, who, max(r.ended_at for r in rows))

@@ -166,7 +166,7 @@ class Broker:
                     except Exception:  # the database is gone: the rows' lease brings them back
                         log.exception("could not put back rows popped for %s", who)
             raise
-        self._leave(who, waiter=waiter, waiting=waiting)
+        self._leave(who, waiting, waiter)
         if waiter.settled is not None and not waiter.settled.is_set():
             with trio.CancelScope(shield=True):  # the claim's job cannot be dropped either
                 await waiter.settled.wait()

@@ -197,10 +197,6 @@ class Costs:
             }
         return out
 
-    async def publish_row(self, name: str) -> None:
-        """`container_state_changed` with the full row and its cost keys."""
-        await self.lifecycle.changed(name)
-
     async def keys_of(self, name: str) -> dict[str, Any]:
         """`row_keys` of one agent (what the lifecycle adds to the rows it publishes)."""
         return (await self.row_keys(name)).get(name, {})
@@ -210,7 +206,7 @@ class Costs:
         """A turn of `name` was recorded: check its budget (never fails the report)."""
         try:
             await self.check(name)
-            await self.publish_row(name)
+            await self.lifecycle.changed(name)
         except WireError as e:
             log.warning("budget check failed name=%s error=%s", name, e.message)
 
@@ -348,7 +344,7 @@ class Costs:
                 if not stop.was_paused:  # the operator's own pause stays
                     await self.lifecycle.set_paused(row.agent, False)
                 await self.check(row.agent)  # still over (a long turn): a new stop, at once
-                await self.publish_row(row.agent)
+                await self.lifecycle.changed(row.agent)
         return {}
 
     async def refused(self, row: ApprovalRow) -> None:
@@ -362,7 +358,7 @@ class Costs:
             )
             await self.store.run(sql.stop_put, stop._replace(reason=reason))
             if self.agents.is_agent(row.agent):
-                await self.publish_row(row.agent)
+                await self.lifecycle.changed(row.agent)
 
     # --- the rollover task ------------------------------------------------------------------
     async def rollover(self) -> None:
@@ -399,7 +395,7 @@ class Costs:
         if not stop.was_paused:  # the operator's own pause stays
             await self.lifecycle.set_paused(stop.agent, False)
         await self.check(stop.agent)
-        await self.publish_row(stop.agent)
+        await self.lifecycle.changed(stop.agent)
 
 
 def _checks(
