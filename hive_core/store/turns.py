@@ -42,10 +42,10 @@ def insert_many(conn: sqlite3.Connection, rows: list[TurnRow]) -> list[bool]:
     for r in rows:
         thread = costs.thread_of(conn, r.woken_by[0]) if r.woken_by else None
         added = conn.execute(
-            "INSERT OR IGNORE INTO turns (agent, ended_at, ok, result_kind, duration_ms, model, "
+            "INSERT INTO turns (agent, ended_at, ok, result_kind, duration_ms, model, "
             "input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, cost_usd, "
             "context_tokens, woken_by, thread, turn_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (*r[:12], json.dumps(r.woken_by) if r.woken_by else None, thread, r.turn_id),
         ).rowcount
         out.append(bool(added))
